@@ -1,0 +1,179 @@
+"""The per-step blend that holds unreleased cells on the re-noised original.
+
+One :class:`DifferentialBlend` per sampling run. Everything that does not change per step
+(the release steps, the init latent in the working dtype, the final-keep mask) is computed
+once; a step costs one comparison and one ``torch.where`` over the latent.
+
+Prediction types (what the model evaluation returns):
+
+* ``"x0"`` -- k-diffusion denoisers (A1111's wrappers of eps and v models, and flow
+  models): a held cell's prediction becomes ``init_latent`` exactly.
+* ``"eps"`` -- timestep samplers (DDIM, PLMS, UniPC): a held cell's prediction becomes
+  the eps that makes the predicted x0 equal ``init_latent`` given the current input,
+  ``(x_t - sqrt(a_t) * init) / sqrt(1 - a_t)``.
+
+Noising (used by the optional before-model blend): ``"ve"`` (``init + sigma * noise``,
+k-diffusion eps/v models), ``"flow"`` (``(1 - sigma) * init + sigma * noise``), ``"vp"``
+(``sqrt(a_t) * init + sqrt(1 - a_t) * noise`` at timestep ``t``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from .schedule import StepTracker, never_released
+
+Prediction = Literal["x0", "eps"]
+Noising = Literal["ve", "flow", "vp"]
+
+
+class DifferentialBlend:
+    """Holds every cell whose release step lies in the future.
+
+    Args:
+        init_latent: the job's original latent ``[B, C, H, W]``.
+        noise: the noise tensor the sampler started from (same shape), seeds included.
+        release: per-cell release steps, ``[B or 1, 1, H, W]`` (or ``[H, W]``), from
+            :func:`differential.schedule.release_steps`.
+        levels: the job's descending noise levels (``t_enc + 2`` sigmas ending at 0, or the
+            timesteps of the DDIM family, one per step).
+        second_order: the sampler makes trailing evaluations at the next level (Heun).
+        prediction, noising: see the module docstring.
+        alphas_cumprod: the model's cumulative alphas, needed for ``"eps"`` and ``"vp"``.
+        ddim_landing: (eps, DDIM with eta 0 only) A1111's DDIM img2img noises the init
+            latent one schedule step *above* its first model call. To reproduce that for a
+            cell released at step ``r``, its last held step (``r - 1``, evaluated at level
+            ``levels[r - 1]``) gets the eps that lands it at ``sqrt(a) * init +
+            sqrt(1 - a) * noise`` with ``a`` of that same level, instead of one level lower.
+    """
+
+    def __init__(
+        self,
+        init_latent: torch.Tensor,
+        noise: torch.Tensor,
+        release: torch.Tensor,
+        levels: Sequence[float] | torch.Tensor,
+        *,
+        second_order: bool = False,
+        prediction: Prediction = "x0",
+        noising: Noising = "ve",
+        alphas_cumprod: torch.Tensor | None = None,
+        ddim_landing: bool = False,
+    ):
+        if init_latent.shape != noise.shape:
+            raise ValueError(f"noise: expected shape {tuple(init_latent.shape)}, got {tuple(noise.shape)}")
+        if release.dim() == 2:
+            release = release[None, None]
+        if release.dim() != 4 or release.shape[1] != 1 or release.shape[-2:] != init_latent.shape[-2:]:
+            raise ValueError(
+                f"release: expected [B or 1, 1, {init_latent.shape[-2]}, {init_latent.shape[-1]}], "
+                f"got {tuple(release.shape)}"
+            )
+        if release.shape[0] not in (1, init_latent.shape[0]):
+            raise ValueError(f"release: expected batch 1 or {init_latent.shape[0]}, got {release.shape[0]}")
+        if (prediction == "eps" or noising == "vp") and alphas_cumprod is None:
+            raise ValueError("alphas_cumprod: required for eps prediction or vp noising")
+        self.tracker = StepTracker(levels, second_order=second_order)
+        self.t_enc = self.tracker.last_step
+        self.prediction = prediction
+        self.ddim_landing = ddim_landing and prediction == "eps"
+        self.noising = noising
+        self.init_latent = init_latent
+        self.noise = noise
+        self.release = release.to(device=init_latent.device, dtype=torch.int64)
+        self.alphas_cumprod = None if alphas_cumprod is None else alphas_cumprod.to(torch.float64).cpu()
+        self.max_release = int(self.release.max())
+        self._keep_final = never_released(self.release, self.t_enc)
+        self._any_keep_final = bool(self._keep_final.any())
+        self._held_step: tuple[int, torch.device] | None = None
+        self._held_mask: torch.Tensor | None = None
+        self._init_cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- per-job constants --------------------------------------------------------------
+    def _tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (like.dtype, like.device)
+        cached = self._init_cache.get(key)
+        if cached is None:
+            cached = (
+                self.init_latent.to(device=like.device, dtype=like.dtype),
+                self.noise.to(device=like.device, dtype=like.dtype),
+            )
+            self._init_cache[key] = cached
+        return cached
+
+    def held(self, step: int, device: torch.device | None = None) -> torch.Tensor | None:
+        """Bool mask ``[B or 1, 1, H, W]`` of cells held at job step ``step``; None if none."""
+        if step >= self.max_release:
+            return None
+        device = device or self.release.device
+        if self._held_step != (step, device):
+            # One cached mask: a step's evaluations (and CFG rows) share it.
+            self._held_mask = (self.release > step).to(device)
+            self._held_step = (step, device)
+        return self._held_mask
+
+    def _alpha(self, timestep: float) -> float:
+        assert self.alphas_cumprod is not None
+        return float(self.alphas_cumprod[int(round(timestep))])
+
+    def noised_init(self, level: float, like: torch.Tensor) -> torch.Tensor:
+        """The original latent noised to ``level`` with the run's own noise."""
+        init, noise = self._tensors(like)
+        if self.noising == "ve":
+            return init + noise * level
+        if self.noising == "flow":
+            return init * (1.0 - level) + noise * level
+        alpha = self._alpha(level)
+        return init * alpha**0.5 + noise * (1.0 - alpha) ** 0.5
+
+    # -- the blends -----------------------------------------------------------------------
+    def step_of(self, level: float) -> int:
+        """Job step of a model evaluation at ``level`` (call once per evaluation, in order)."""
+        return self.tracker.step_of(level)
+
+    def after_model(self, output: torch.Tensor, x: torch.Tensor | None, level: float, step: int) -> torch.Tensor:
+        """Replace held cells' prediction by the one pointing exactly at the original.
+
+        ``output`` is the (post-CFG) model prediction ``[B, C, H, W]``; ``x`` its input
+        (needed only for eps prediction). Returns ``output`` itself when nothing is held.
+        """
+        mask = self.held(step, output.device)
+        if mask is None:
+            return output
+        init, _ = self._tensors(output)
+        if self.prediction == "x0":
+            return torch.where(mask, init, output)
+        if x is None:
+            raise ValueError("x: the model input is required for eps prediction")
+        alpha = self._alpha(level)
+        target = (x - init * alpha**0.5) / (1.0 - alpha) ** 0.5
+        if self.ddim_landing and step + 1 <= self.max_release:
+            landing = self._ddim_landing_eps(x, level, step, like=output)
+            target = torch.where(self.release == step + 1, landing, target)
+        return torch.where(mask, target.to(output.dtype), output)
+
+    def _ddim_landing_eps(self, x: torch.Tensor, level: float, step: int, like: torch.Tensor) -> torch.Tensor:
+        """The eps that makes a DDIM (eta 0) step from ``level`` to the next level land at
+        the original noised to ``level`` itself."""
+        alpha = self._alpha(level)
+        alpha_next = self._alpha(self.tracker.levels[step + 1])
+        ratio = (alpha_next / alpha) ** 0.5
+        denominator = (1.0 - alpha_next) ** 0.5 - ratio * (1.0 - alpha) ** 0.5
+        return (self.noised_init(level, like) - ratio * x) / denominator
+
+    def before_model(self, x: torch.Tensor, level: float, step: int) -> torch.Tensor:
+        """Set held cells of the model input to the original noised to ``level``."""
+        mask = self.held(step, x.device)
+        if mask is None:
+            return x
+        return torch.where(mask, self.noised_init(level, x), x)
+
+    def finalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Put never-released (strength 0) cells exactly at the original latent."""
+        if not self._any_keep_final:
+            return latent
+        init, _ = self._tensors(latent)
+        return torch.where(self._keep_final.to(latent.device), init, latent)

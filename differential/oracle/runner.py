@@ -1,0 +1,162 @@
+"""A1111's img2img, reproduced on the oracle with the real ``k-diffusion`` samplers.
+
+k-diffusion samplers: full Karras schedule of ``total_steps`` on SD's sigma range, the job
+runs ``levels = sigmas[total - t_enc - 1:]`` from ``init + noise * levels[0]``, exactly as
+``KDiffusionSampler.sample_img2img``. DDIM: A1111's timesteps img2img (init noised at
+``timesteps[t_enc]``, model calls at ``timesteps[t_enc - 1] .. timesteps[1]``, eta 0).
+
+A ``release`` tensor turns a run into differential diffusion through
+:class:`differential.blend.DifferentialBlend`, wrapped around the model as A1111's CFG
+denoiser callbacks wrap it. Variants:
+
+* ``"after"`` -- replace held cells' prediction after the model (the shipped default);
+* ``"before"`` -- set held cells of the model *input* to the noised original, nothing after;
+* ``"both"`` -- before and after (ComfyUI style);
+* ``"official"`` -- the paper's code: overwrite the sampler *state* before the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..blend import DifferentialBlend
+from ..schedule import img2img_steps
+from .mixture import EpsFromDenoiser, GaussianMixtureDenoiser, sd_alphas_cumprod
+
+VARIANTS = ("after", "before", "both", "official")
+
+#: Display name -> (k-diffusion function, makes trailing evaluations at the next level).
+K_SAMPLERS = {
+    "Euler": ("sample_euler", False),
+    "Euler a": ("sample_euler_ancestral", False),
+    "DPM++ 2M": ("sample_dpmpp_2m", False),
+    "Heun": ("sample_heun", True),
+    "DPM2": ("sample_dpm_2", True),
+    "DPM++ SDE": ("sample_dpmpp_sde", True),
+    "LMS": ("sample_lms", False),
+}
+TIMESTEP_SAMPLERS = ("DDIM",)
+SAMPLERS = tuple(K_SAMPLERS) + TIMESTEP_SAMPLERS
+
+
+@dataclass(frozen=True)
+class Job:
+    """An img2img job: sampler display name, sampling steps and Denoising strength."""
+
+    sampler: str
+    steps: int
+    strength: float
+    fix_steps: bool = False
+
+
+class BlendedModel:
+    """Applies a :class:`DifferentialBlend` around each model evaluation."""
+
+    def __init__(self, model, blend: DifferentialBlend, variant: str):
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: got {variant!r}, expected one of {VARIANTS}")
+        self.model, self.blend, self.variant = model, blend, variant
+
+    def __call__(self, x: torch.Tensor, level: torch.Tensor, **kwargs) -> torch.Tensor:
+        value = float(torch.as_tensor(level).reshape(-1)[0])
+        step = self.blend.step_of(value)
+        model_input = x
+        if self.variant == "official":
+            x.copy_(self.blend.before_model(x, value, step))
+        elif self.variant in ("before", "both"):
+            model_input = self.blend.before_model(x, value, step)
+        output = self.model(model_input, level, **kwargs)
+        if self.variant in ("after", "both"):
+            output = self.blend.after_model(output, x, value, step)
+        return output
+
+
+def karras_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
+    """A1111's Karras schedule of ``total_steps`` on SD's sigma range (float32, ends at 0)."""
+    import k_diffusion.sampling as ks
+
+    alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
+    sigmas = ((1 - alphas) / alphas) ** 0.5
+    return ks.get_sigmas_karras(total_steps, float(sigmas[0]), float(sigmas[-1])).to(torch.float32)
+
+
+def ddim_timesteps(total_steps: int) -> torch.Tensor:
+    """A1111's DDIM timesteps: ``clip(range(0, 1000, 1000 // steps) + 1, 0, 999)``."""
+    return torch.clip(torch.arange(0, 1000, 1000 // total_steps) + 1, 0, 999)
+
+
+class OracleImg2Img:
+    """Runs img2img jobs on a :class:`GaussianMixtureDenoiser` like A1111 does."""
+
+    def __init__(self, denoiser: GaussianMixtureDenoiser):
+        self.denoiser = denoiser
+        self.alphas_cumprod = sd_alphas_cumprod()
+        self.eps_model = EpsFromDenoiser(denoiser, self.alphas_cumprod)
+
+    def schedule(self, job: Job) -> tuple[int, int, torch.Tensor]:
+        """``(total_steps, t_enc, levels)``: the noise levels the job's steps start at."""
+        total, t_enc = img2img_steps(job.steps, job.strength, job.fix_steps)
+        if job.sampler in TIMESTEP_SAMPLERS:
+            return total, t_enc, ddim_timesteps(total)[:t_enc].flip(0).to(torch.float64)
+        return total, t_enc, karras_sigmas(total, self.alphas_cumprod)[total - t_enc - 1 :]
+
+    def run(
+        self,
+        job: Job,
+        init: torch.Tensor,
+        noise: torch.Tensor,
+        release: torch.Tensor | None = None,
+        variant: str = "after",
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """Final latents of the job; ``release`` (from ``release_steps``) enables the blend."""
+        if job.sampler in TIMESTEP_SAMPLERS:
+            return self._run_ddim(job, init, noise, release, variant, seed)
+        import k_diffusion.sampling as ks
+
+        name, second_order = K_SAMPLERS[job.sampler]
+        _, _, levels = self.schedule(job)
+        x = init + noise * levels[0]
+        model, blend = self.denoiser, None
+        if release is not None:
+            blend = DifferentialBlend(init, noise, release, levels, second_order=second_order)
+            model = BlendedModel(self.denoiser, blend, variant)
+        torch.manual_seed(seed)
+        out = getattr(ks, name)(model, x, levels.to(x.dtype), disable=True)
+        return out if blend is None else blend.finalize(out)
+
+    def _run_ddim(self, job, init, noise, release, variant, seed):
+        total, t_enc = img2img_steps(job.steps, job.strength, job.fix_steps)
+        timesteps = ddim_timesteps(total)
+        sched = timesteps[:t_enc]
+        alphas_cumprod = self.alphas_cumprod
+        start = alphas_cumprod[timesteps[t_enc]]
+        x = init * start.sqrt() + noise * (1 - start).sqrt()
+        model, blend = self.eps_model, None
+        if release is not None and len(sched) >= 2:
+            # One level per model call (timesteps[t_enc - 1] .. timesteps[1]), then the final one.
+            levels = sched.flip(0).to(torch.float64)
+            blend = DifferentialBlend(
+                init,
+                noise,
+                release,
+                levels,
+                prediction="eps",
+                noising="vp",
+                alphas_cumprod=alphas_cumprod,
+                ddim_landing=True,
+            )
+            model = BlendedModel(self.eps_model, blend, variant)
+        torch.manual_seed(seed)
+        alphas = alphas_cumprod[sched]
+        alphas_prev = alphas_cumprod[torch.nn.functional.pad(sched[:-1], pad=(1, 0))]
+        ones = x.new_ones(x.shape[0])
+        for i in range(len(sched) - 1):
+            index = len(sched) - 1 - i
+            e_t = model(x, float(sched[index]) * ones)
+            a_t, a_prev = float(alphas[index]), float(alphas_prev[index])
+            pred_x0 = (x - (1 - a_t) ** 0.5 * e_t) / a_t**0.5
+            x = a_prev**0.5 * pred_x0 + (1.0 - a_prev) ** 0.5 * e_t
+        return x if blend is None else blend.finalize(x)

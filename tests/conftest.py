@@ -1,0 +1,18 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope="session")
+def oracle():
+    """A small oracle setting shared by the invariant tests (48 test patches, 16x16 grid)."""
+    from differential.oracle.benchmark import Protocol, Setup
+
+    torch.set_num_threads(1)
+    return Protocol(Setup(tests=48, references=128, bootstrap=200))
