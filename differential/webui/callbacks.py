@@ -1,0 +1,54 @@
+"""The blend, run through A1111's CFG denoiser callbacks.
+
+``on_cfg_denoiser`` fires once per model evaluation with the model inputs; its last ``B`` rows
+are the sampler's own latent and noise level. It finds the job's blend through
+``params.denoiser.p`` (None for jobs without the extension: then nothing happens) and records
+the evaluation. ``on_cfg_after_cfg`` fires next with the CFG-combined prediction ``[B, ...]``,
+which the blend rewrites. The record lives for one evaluation only, so nothing can leak into
+the next job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..blend import DifferentialBlend
+from .job import STATE_ATTRIBUTE
+
+
+@dataclass
+class Evaluation:
+    blend: DifferentialBlend
+    x: torch.Tensor
+    level: float
+    step: int
+
+
+_current: Evaluation | None = None
+
+
+def current_blend(denoiser) -> DifferentialBlend | None:
+    state = getattr(getattr(denoiser, "p", None), STATE_ATTRIBUTE, None)
+    return None if state is None else state.blend
+
+
+def on_cfg_denoiser(params) -> None:
+    global _current
+    _current = None
+    blend = current_blend(getattr(params, "denoiser", None))
+    if blend is None:
+        return
+    batch = blend.init_latent.shape[0]
+    level = float(params.sigma[-1])
+    _current = Evaluation(blend, params.x[-batch:], level, blend.step_of(level))
+
+
+def on_cfg_after_cfg(params) -> None:
+    global _current
+    evaluation, _current = _current, None
+    if evaluation is None:
+        return
+    params.x = evaluation.blend.after_model(params.x, evaluation.x, evaluation.level, evaluation.step)
+

@@ -1,0 +1,244 @@
+"""The script's arguments: one contract for the UI, the API and the infotext.
+
+The UI produces a positional list in :data:`POSITIONAL` order. API users may send that list,
+or a single dict of named fields as the only element of ``args``:
+
+    "alwayson_scripts": {"differential diffusion": {"args": [{"enabled": true, "map": "<base64>"}]}}
+
+Polarity: map white = full change (Denoising strength), black = keep. Field names are stable.
+This module does not import A1111 (``modules``); it is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..adjust import MapAdjustments
+from ..maps import MapError, load_map
+
+TITLE = "Differential Diffusion"
+
+
+class FieldError(ValueError):
+    """A bad argument: ``field`` names it, ``problem`` says what is wrong, ``expected`` what fits."""
+
+    def __init__(self, field_name: str, problem: str, expected: str):
+        self.field, self.problem, self.expected = field_name, problem, expected
+        super().__init__(f"{field_name}: {problem}; expected {expected}")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "problem": self.problem, "expected": self.expected}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # "bool", "number", "image", "images"
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+_NUMBER_RANGES = {
+    "feather": (0.0, 256.0),
+    "black_point": (0.0, 1.0),
+    "white_point": (0.0, 1.0),
+    "gamma": (0.01, 100.0),
+    "strength_at_black": (0.0, 1.0),
+    "strength_at_white": (0.0, 1.0),
+}
+
+FIELDS: tuple[Field, ...] = (
+    Field("enabled", "bool", False, "Turn Differential Diffusion on for this job."),
+    Field(
+        "map",
+        "image",
+        None,
+        "The change map: one base64 PNG/JPEG/WebP (data URLs accepted). White = full "
+        "change (the Denoising strength), black = keep, grey in between.",
+    ),
+    Field("invert", "bool", False, "Invert the map (for maps made for the paper's code, where white = keep)."),
+    Field(
+        "feather",
+        "number",
+        0.0,
+        "Gaussian blur of the map, standard deviation in pixels (0 = off).",
+        *_NUMBER_RANGES["feather"],
+    ),
+    Field(
+        "black_point",
+        "number",
+        0.0,
+        "Levels: map values at or below this become 0 (keep).",
+        *_NUMBER_RANGES["black_point"],
+    ),
+    Field(
+        "white_point",
+        "number",
+        1.0,
+        "Levels: map values at or above this become 1 (full change).",
+        *_NUMBER_RANGES["white_point"],
+    ),
+    Field(
+        "gamma",
+        "number",
+        1.0,
+        "Levels: midtone gamma; v ** (1 / gamma), above 1 = more change.",
+        *_NUMBER_RANGES["gamma"],
+    ),
+    Field(
+        "strength_at_black",
+        "number",
+        0.0,
+        "Strength given to black, as a fraction of Denoising strength.",
+        *_NUMBER_RANGES["strength_at_black"],
+    ),
+    Field(
+        "strength_at_white",
+        "number",
+        1.0,
+        "Strength given to white, as a fraction of Denoising strength.",
+        *_NUMBER_RANGES["strength_at_white"],
+    ),
+    Field(
+        "exact_keep",
+        "bool",
+        False,
+        "Pixel-exact keep: after decoding, restore the input's pixels where the "
+        "map is black (strength 0), fading out up to map value 0.05.",
+    ),
+)
+#: Order of the UI's positional arguments (and of an API positional list).
+POSITIONAL: tuple[str, ...] = tuple(f.name for f in FIELDS)
+#: Named-only fields (dict form): one map per init image.
+MAPS_FIELD = Field("maps", "images", None, "One change map per init image, in order (instead of `map`).")
+ALL_FIELDS: dict[str, Field] = {f.name: f for f in (*FIELDS, MAPS_FIELD)}
+
+
+@dataclass
+class JobSettings:
+    """What one job asked for, validated. ``maps`` are float32 ``[H, W]`` arrays in [0, 1]."""
+
+    enabled: bool = False
+    maps: list[np.ndarray] = field(default_factory=list)
+    adjust: MapAdjustments = field(default_factory=MapAdjustments)
+    exact_keep: bool = False
+
+    @property
+    def map_hashes(self) -> list[str]:
+        return [map_hash(values) for values in self.maps]
+
+
+def map_hash(values: np.ndarray) -> str:
+    """Short content hash of a loaded map (first 10 hex digits of SHA-256 of its float32 pixels)."""
+    digest = hashlib.sha256()
+    digest.update(f"{values.shape[0]}x{values.shape[1]}".encode())
+    digest.update(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:10]
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise FieldError(name, f"got {value!r} ({type(value).__name__})", "true or false")
+
+
+def _as_number(name: str, value: Any) -> float:
+    spec = ALL_FIELDS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise FieldError(name, f"got {value!r} ({type(value).__name__})", "a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise FieldError(name, f"got {value!r}", "a finite number")
+    if not spec.minimum <= number <= spec.maximum:
+        raise FieldError(name, f"got {number:g}", f"a number in [{spec.minimum:g}, {spec.maximum:g}]")
+    return number
+
+
+def _load(name: str, value: Any) -> np.ndarray:
+    try:
+        return load_map(value, field=name)
+    except MapError as error:
+        raise FieldError(error.field, error.problem, error.expected) from None
+
+
+def normalise_args(args: Sequence[Any]) -> dict[str, Any]:
+    """Positional list or ``[dict]`` -> dict of named raw values (defaults filled in).
+
+    Raises :class:`FieldError` for unknown names (listing the valid ones).
+    """
+    values = {f.name: f.default for f in FIELDS}
+    values["maps"] = None
+    if len(args) >= 1 and isinstance(args[0], Mapping):
+        named = dict(args[0])
+        unknown = sorted(set(named) - set(ALL_FIELDS))
+        if unknown:
+            raise FieldError(unknown[0], "unknown field", f"one of {', '.join(ALL_FIELDS)}")
+        # A1111 fills the remaining positional slots with the UI's defaults: ignored here.
+        values.update(named)
+        return values
+    for name, value in zip(POSITIONAL, args):
+        values[name] = value
+    return values
+
+
+def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = None) -> JobSettings:
+    """Validate the script arguments (UI positional list or API dict) into :class:`JobSettings`.
+
+    ``overrides`` (named values, e.g. from an XYZ plot axis) replace the arguments. A disabled
+    job is not validated further: an API user can leave stale fields in a disabled request.
+    """
+    values = normalise_args(args)
+    if overrides:
+        values.update(overrides)
+    enabled = _as_bool("enabled", values["enabled"] if values["enabled"] is not None else False)
+    if not enabled:
+        return JobSettings(enabled=False)
+    numbers = {name: _as_number(name, values[name]) for name in _NUMBER_RANGES}
+    adjust = MapAdjustments(invert=_as_bool("invert", values["invert"]), **numbers)
+    for name, problem, expected in adjust.problems():
+        raise FieldError(name, problem, expected)
+    if values.get("maps") is not None and values.get("map") is not None:
+        raise FieldError("maps", "both `map` and `maps` given", "one of them")
+    if values.get("maps") is not None:
+        raw_maps = values["maps"]
+        if not isinstance(raw_maps, (list, tuple)) or not raw_maps:
+            raise FieldError("maps", f"got {type(raw_maps).__name__}", "a non-empty list of images")
+        maps = [_load(f"maps[{index}]", item) for index, item in enumerate(raw_maps)]
+    elif values.get("map") is not None:
+        maps = [_load("map", values["map"])]
+    else:
+        raise FieldError("map", "no change map given", "an image (white = change, black = keep)")
+    return JobSettings(enabled=True, maps=maps, adjust=adjust, exact_keep=_as_bool("exact_keep", values["exact_keep"]))
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON schema of the named-fields form (``args: [ {...} ]``)."""
+    properties: dict[str, Any] = {}
+    for spec in ALL_FIELDS.values():
+        if spec.kind == "bool":
+            prop: dict[str, Any] = {"type": "boolean", "default": spec.default}
+        elif spec.kind == "number":
+            prop = {"type": "number", "default": spec.default, "minimum": spec.minimum, "maximum": spec.maximum}
+        elif spec.kind == "image":
+            prop = {"type": ["string", "null"], "contentEncoding": "base64", "default": None}
+        else:
+            prop = {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}, "minItems": 1}
+        prop["description"] = spec.description
+        properties[spec.name] = prop
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{TITLE} script arguments",
+        "description": "Send as alwayson_scripts['differential diffusion']['args'] = [ {fields} ]. "
+        f"The UI's positional order is also accepted: {list(POSITIONAL)}.",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }

@@ -1,0 +1,79 @@
+"""What the extension reads from A1111 (v1.10.1): geometry, schedule, processed originals.
+
+The only module besides ``script``/``callbacks``/``routes``/``settings`` that imports A1111's
+``modules``; every function here takes A1111's processing object ``p`` and returns plain data
+for :mod:`differential.webui.job`.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from ..geometry import CropRegion
+from .job import Geometry, Schedule
+
+
+def crop_region_of(p) -> CropRegion | None:
+    """Inpaint "Only masked" crop box ``(x1, y1, x2, y2)``, from ``p.paste_to``."""
+    paste_to = getattr(p, "paste_to", None)
+    if not getattr(p, "inpaint_full_res", False) or getattr(p, "image_mask", None) is None or not paste_to:
+        return None
+    x1, y1, width, height = paste_to
+    return (x1, y1, x1 + width, y1 + height)
+
+
+def geometry_of(p) -> Geometry:
+    return Geometry(
+        width=p.width,
+        height=p.height,
+        resize_mode=int(p.resize_mode),
+        init_sizes=tuple(image.size for image in p.init_images),
+        crop_region=crop_region_of(p),
+    )
+
+
+def schedule_of(p) -> Schedule:
+    """The job's levels exactly as the sampler will run them (sigmas, or DDIM-family timesteps)."""
+    from modules import sd_samplers_common, sd_samplers_timesteps, shared
+
+    steps, t_enc = sd_samplers_common.setup_img2img_steps(p)
+    sampler = p.sampler
+    config = getattr(sampler, "config", None)
+    options = getattr(config, "options", None) or {}
+    if isinstance(sampler, sd_samplers_timesteps.CompVisSampler):
+        timesteps = sampler.get_timesteps(p, steps)[:t_enc]
+        return Schedule(
+            levels=timesteps.flip(0).to(device="cpu", dtype=torch.float64),
+            total_steps=steps,
+            t_enc=t_enc,
+            prediction="eps",
+            noising="vp",
+            alphas_cumprod=shared.sd_model.alphas_cumprod.detach().cpu(),
+            ddim_landing=getattr(config, "name", "") == "DDIM",
+        )
+    sigmas = sampler.get_sigmas(p, steps)
+    return Schedule(
+        levels=sigmas[steps - t_enc - 1 :].to(device="cpu", dtype=torch.float32),
+        total_steps=steps,
+        t_enc=t_enc,
+        second_order=bool(options.get("second_order", False)),
+        noising="flow" if hasattr(shared.sd_model, "add_noise_to_latent") else "ve",
+    )
+
+
+def processed_originals(p, geometry: Geometry) -> list[Image.Image]:
+    """The init images as A1111 encodes them (flattened, resized or cropped), in RGB."""
+    from modules import images, shared
+
+    originals = []
+    for image in p.init_images:
+        image = images.flatten(image, shared.opts.img2img_background_color)
+        if geometry.crop_region is not None:
+            image = images.resize_image(2, image.crop(geometry.crop_region), geometry.width, geometry.height)
+        elif geometry.resize_mode != 3:
+            image = images.resize_image(geometry.resize_mode, image, geometry.width, geometry.height)
+        else:
+            image = image.resize((geometry.width, geometry.height), Image.LANCZOS)
+        originals.append(image.convert("RGB"))
+    return originals

@@ -1,0 +1,135 @@
+"""Per-job state: attached to A1111's processing object, gone with it.
+
+Holds the validated settings, the maps brought to the job's geometry (computed once, on the
+first sampling run), and the :class:`~differential.blend.DifferentialBlend` of the current
+sampling run (one per batch: each batch has its own noise). No A1111 import here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..adjust import apply_adjustments
+from ..blend import DifferentialBlend, Noising, Prediction
+from ..composite import keep_alpha, restore_kept_pixels
+from ..geometry import CropRegion, latent_grid, to_latent_grid
+from ..schedule import release_steps
+from .fields import FieldError, JobSettings
+
+#: Attribute of A1111's processing object that holds the :class:`JobState`.
+STATE_ATTRIBUTE = "differential_diffusion"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How A1111 transforms the init images for this job."""
+
+    width: int
+    height: int
+    resize_mode: int
+    init_sizes: tuple[tuple[int, int], ...]
+    crop_region: CropRegion | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The sampler's schedule for this job, from the host."""
+
+    levels: torch.Tensor  # descending; first level of each job step, then the final level
+    total_steps: int
+    t_enc: int
+    second_order: bool = False
+    prediction: Prediction = "x0"
+    noising: Noising = "ve"
+    alphas_cumprod: torch.Tensor | None = None
+    ddim_landing: bool = False
+
+
+@dataclass
+class JobState:
+    settings: JobSettings
+    pixel_maps: list[np.ndarray] = field(default_factory=list)
+    cell_maps: torch.Tensor | None = None  # [N, 1, h, w] adjusted map values (fractions of D)
+    blend: DifferentialBlend | None = None
+    originals: list[Image.Image] = field(default_factory=list)
+
+    def check_batch(self, init_images: int, batch_size: int) -> None:
+        """One map for all init images, or exactly one per init image."""
+        count = len(self.settings.maps)
+        if count not in (1, init_images):
+            raise FieldError(
+                "maps", f"{count} maps for {init_images} init images", f"1 map, or {init_images} (one per init image)"
+            )
+        if count > 1 and count > batch_size:
+            raise FieldError(
+                "maps",
+                f"{count} maps with batch size {batch_size}",
+                f"batch size >= {count} (A1111 puts one init image per batch row)",
+            )
+
+    def prepare_maps(self, geometry: Geometry, latent_hw: tuple[int, int]) -> torch.Tensor:
+        """Adjusted maps in the job's pixel frame and on the latent grid (once per job)."""
+        if self.cell_maps is not None and tuple(self.cell_maps.shape[-2:]) == tuple(latent_hw):
+            return self.cell_maps
+        self.pixel_maps, cells = [], []
+        for index, raw in enumerate(self.settings.maps):
+            init_size = geometry.init_sizes[min(index, len(geometry.init_sizes) - 1)]
+            adjusted = apply_adjustments(raw, self.settings.adjust)
+            pixel, cell = latent_grid(
+                adjusted,
+                geometry.width,
+                geometry.height,
+                geometry.resize_mode,
+                geometry.crop_region,
+                init_size=init_size,
+            )
+            pixel = np.clip(pixel, 0.0, 1.0)
+            if cell.shape != tuple(latent_hw):
+                cell = to_latent_grid(pixel, *latent_hw)
+            self.pixel_maps.append(pixel)
+            cells.append(np.clip(cell, 0.0, 1.0))
+        self.cell_maps = torch.from_numpy(np.stack(cells))[:, None]
+        return self.cell_maps
+
+    def start_sampling(
+        self, init_latent: torch.Tensor, noise: torch.Tensor, schedule: Schedule, denoising_strength: float
+    ) -> DifferentialBlend | None:
+        """Build this sampling run's blend (None when the schedule has no step to blend)."""
+        assert self.cell_maps is not None, "prepare_maps first"
+        cells = self.cell_maps.to(torch.float64) * float(denoising_strength)
+        release = release_steps(cells, schedule.total_steps, schedule.t_enc).to(init_latent.device)
+        if release.shape[0] not in (1, init_latent.shape[0]):
+            raise FieldError(
+                "maps", f"{release.shape[0]} maps for a batch of {init_latent.shape[0]}", "1 map, or one per init image"
+            )
+        self.blend = None
+        if len(schedule.levels) >= 2:
+            self.blend = DifferentialBlend(
+                init_latent,
+                noise,
+                release,
+                schedule.levels,
+                second_order=schedule.second_order,
+                prediction=schedule.prediction,
+                noising=schedule.noising,
+                alphas_cumprod=schedule.alphas_cumprod,
+                ddim_landing=schedule.ddim_landing,
+            )
+        return self.blend
+
+    def finalize(self, samples: torch.Tensor) -> torch.Tensor:
+        return samples if self.blend is None else self.blend.finalize(samples)
+
+    def restore_pixels(self, image: Image.Image, batch_index: int) -> Image.Image:
+        """Pixel-exact keep for output ``batch_index`` (uses the matching original and map)."""
+        if not self.settings.exact_keep or not self.originals or not self.pixel_maps:
+            return image
+        original = self.originals[min(batch_index, len(self.originals) - 1)]
+        pixel_map = self.pixel_maps[min(batch_index, len(self.pixel_maps) - 1)]
+        if original.size != image.size or pixel_map.shape != (image.height, image.width):
+            return image
+        return restore_kept_pixels(image, original, keep_alpha(pixel_map))
