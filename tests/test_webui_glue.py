@@ -1,0 +1,160 @@
+"""The adapter's host-agnostic parts: argument contract, infotext, job state, callbacks.
+
+A stand-in for A1111's callback params is used for the glue logic here; the same behaviour is
+proven against a real WebUI in tests/webui/.
+"""
+
+import base64
+import io
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from jsonschema import Draft202012Validator
+from PIL import Image
+
+from differential.webui import callbacks
+from differential.webui.fields import POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
+from differential.webui.infotext import ENABLED_KEY, KEYS, infotext_params, read_field
+from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule
+
+
+def b64_png(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+WHITE = b64_png(Image.new("L", (16, 16), 255))
+
+
+def test_positional_and_named_forms_agree():
+    positional = [True, WHITE, True, 2.0, 0.1, 0.9, 1.5, 0.2, 0.8, True]
+    named = [dict(zip(POSITIONAL, positional))]
+    a, b = parse_settings(positional), parse_settings(named)
+    assert a.adjust == b.adjust and a.exact_keep is b.exact_keep is True
+    assert np.array_equal(a.maps[0], b.maps[0])
+
+
+def test_named_form_with_ui_default_slots_after_it():
+    # A1111 copies args[0] into the first slot and keeps the UI defaults in the others.
+    settings = parse_settings([{"enabled": True, "map": WHITE}, None, False, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, False])
+    assert settings.enabled and len(settings.maps) == 1
+
+
+def test_disabled_jobs_are_not_validated():
+    assert parse_settings([False, "garbage", "x"]).enabled is False
+    assert parse_settings([{"enabled": False, "map": "not base64 !!"}]).enabled is False
+
+
+@pytest.mark.parametrize(
+    "named, field, message",
+    [
+        ({"enabled": "yes"}, "enabled", "true or false"),
+        ({"enabled": True}, "map", "no change map"),
+        ({"enabled": True, "map": "%%%"}, "map", "base64"),
+        ({"enabled": True, "map": WHITE, "feather": "3"}, "feather", "a number"),
+        ({"enabled": True, "map": WHITE, "gamma": math.nan}, "gamma", "finite"),
+        ({"enabled": True, "map": WHITE, "black_point": 2}, "black_point", r"\[0, 1\]"),
+        ({"enabled": True, "map": WHITE, "white_point": 0.0}, "white_point", "black_point"),
+        ({"enabled": True, "maps": []}, "maps", "non-empty"),
+        ({"enabled": True, "maps": [WHITE, "x!"]}, "maps[1]", "base64"),
+        ({"enabled": True, "map": WHITE, "maps": [WHITE]}, "maps", "one of them"),
+        ({"enabled": True, "mapp": WHITE}, "mapp", "one of enabled, map"),
+    ],
+)
+def test_errors_name_the_field(named, field, message):
+    with pytest.raises(FieldError, match=message) as caught:
+        parse_settings([named])
+    assert caught.value.field == field
+
+
+def test_unknown_fields_list_the_valid_ones():
+    with pytest.raises(FieldError) as caught:
+        normalise_args([{"enabled": True, "strength": 1}])
+    assert "exact_keep" in caught.value.expected and "maps" in caught.value.expected
+
+
+def test_schema_is_valid_and_describes_every_field():
+    schema = json_schema()
+    Draft202012Validator.check_schema(schema)
+    assert set(schema["properties"]) == set(POSITIONAL) | {"maps"}
+    Draft202012Validator(schema).validate({"enabled": True, "map": WHITE, "feather": 4})
+
+
+def test_infotext_round_trip():
+    settings = parse_settings(
+        [{"enabled": True, "map": WHITE, "invert": True, "feather": 3.5, "gamma": 0.8, "exact_keep": True}]
+    )
+    params = infotext_params(settings)
+    assert params[ENABLED_KEY].startswith("map ") and len(params[ENABLED_KEY]) == 14
+    as_text = {key: str(value) for key, value in params.items()}  # A1111 parses values as strings
+    assert read_field(as_text, "enabled") is True
+    restored = {name: read_field(as_text, name) for name in KEYS}
+    assert restored["invert"] is True and restored["exact_keep"] is True
+    assert restored["feather"] == 3.5 and restored["gamma"] == 0.8
+    assert read_field({}, "enabled") is False and read_field({}, "feather") is None
+
+
+def test_job_checks_map_count_against_init_images():
+    settings = parse_settings([{"enabled": True, "maps": [WHITE, WHITE]}])
+    JobState(settings).check_batch(init_images=2, batch_size=2)
+    with pytest.raises(FieldError, match="one per init image"):
+        JobState(settings).check_batch(init_images=3, batch_size=3)
+    with pytest.raises(FieldError, match="batch size"):
+        JobState(settings).check_batch(init_images=2, batch_size=1)
+
+
+def _state(map_image: Image.Image, **fields) -> JobState:
+    state = JobState(parse_settings([{"enabled": True, "map": b64_png(map_image), **fields}]))
+    state.prepare_maps(Geometry(64, 64, 0, ((64, 64),)), (8, 8))
+    return state
+
+
+def _half_map() -> Image.Image:
+    image = Image.new("L", (64, 64), 0)
+    image.paste(255, (32, 0, 64, 64))
+    return image
+
+
+def test_prepare_maps_and_release():
+    state = _state(_half_map())
+    assert state.cell_maps.shape == (1, 1, 8, 8)
+    assert state.cell_maps[0, 0, :, :4].max() == 0 and state.cell_maps[0, 0, :, 4:].min() == 1
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    blend = state.start_sampling(torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 8, 8), Schedule(levels, 4, 3), 0.8)
+    assert blend.release[0, 0, 0, :4].tolist() == [4, 4, 4, 4]  # never released
+    assert blend.release[0, 0, 0, 4:].tolist() == [0, 0, 0, 0]
+
+
+def test_callbacks_blend_only_jobs_with_state_and_forget_each_evaluation():
+    state = _state(_half_map())
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    init = torch.full((1, 4, 8, 8), 5.0)
+    state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
+    p = SimpleNamespace(**{STATE_ATTRIBUTE: state})
+    rows = torch.zeros(2, 4, 8, 8)  # cond + uncond rows; the last B are the sampler's x
+    params = SimpleNamespace(x=rows, sigma=torch.tensor([8.0, 8.0]), denoiser=SimpleNamespace(p=p))
+    callbacks.on_cfg_denoiser(params)
+    after = SimpleNamespace(x=torch.zeros(1, 4, 8, 8))
+    callbacks.on_cfg_after_cfg(after)
+    assert after.x[..., :4].eq(5.0).all() and after.x[..., 4:].eq(0.0).all()
+    untouched = SimpleNamespace(x=torch.zeros(1, 4, 8, 8))
+    callbacks.on_cfg_after_cfg(untouched)  # no evaluation recorded: nothing happens
+    assert untouched.x.eq(0).all()
+    other_job = SimpleNamespace(x=rows, sigma=torch.tensor([8.0, 8.0]), denoiser=SimpleNamespace(p=SimpleNamespace()))
+    callbacks.on_cfg_denoiser(other_job)
+    callbacks.on_cfg_after_cfg(untouched)
+    assert untouched.x.eq(0).all()
+
+
+def test_exact_keep_restores_black_pixels_exactly():
+    state = _state(_half_map(), exact_keep=True)
+    original = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    state.originals = [original]
+    generated = Image.new("RGB", (64, 64), (1, 2, 3))
+    out = np.asarray(state.restore_pixels(generated, 0))
+    assert np.array_equal(out[:, :32], np.asarray(original)[:, :32])
+    assert (out[:, 33:] == (1, 2, 3)).all()
