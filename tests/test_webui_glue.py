@@ -38,10 +38,15 @@ def test_positional_and_named_forms_agree():
     assert np.array_equal(a.maps[0], b.maps[0])
 
 
-def test_named_form_with_ui_default_slots_after_it():
-    # A1111 copies args[0] into the first slot and keeps the UI defaults in the others.
-    settings = parse_settings([{"enabled": True, "map": WHITE}, None, False, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, False])
+def test_named_form_overrides_the_other_slots():
+    # A1111 copies args[0] into the first slot and keeps the UI defaults (or the values an
+    # `infotext` request field restored) in the others: the dict's fields win over those.
+    restored = [None, True, 2.0, 0.0, 1.0, 1.0, 0.0, 1.0, False]
+    settings = parse_settings([{"map": WHITE}, *restored])
     assert settings.enabled and len(settings.maps) == 1
+    assert settings.adjust.invert is True and settings.adjust.feather == 2.0
+    assert parse_settings([{"map": WHITE, "invert": False}, *restored]).adjust.invert is False
+    assert parse_settings([{"enabled": False, "map": WHITE}, *restored]).enabled is False
 
 
 def test_disabled_jobs_are_not_validated():

@@ -51,4 +51,3 @@ def on_cfg_after_cfg(params) -> None:
     if evaluation is None:
         return
     params.x = evaluation.blend.after_model(params.x, evaluation.x, evaluation.level, evaluation.step)
-

@@ -170,22 +170,27 @@ def _load(name: str, value: Any) -> np.ndarray:
 
 
 def normalise_args(args: Sequence[Any]) -> dict[str, Any]:
-    """Positional list or ``[dict]`` -> dict of named raw values (defaults filled in).
+    """Positional list or ``[dict, ...]`` -> dict of named raw values (defaults filled in).
 
-    Raises :class:`FieldError` for unknown names (listing the valid ones).
+    In the named form the dict sits in the first slot; A1111 leaves the other slots at the
+    UI's defaults, or at the values restored from an ``infotext`` request field, and the dict's
+    fields override those. ``enabled`` defaults to true in the named form (sending named
+    fields asks for the extension). Raises :class:`FieldError` for unknown names (listing the
+    valid ones).
     """
     values = {f.name: f.default for f in FIELDS}
     values["maps"] = None
-    if len(args) >= 1 and isinstance(args[0], Mapping):
-        named = dict(args[0])
+    named = args[0] if len(args) >= 1 and isinstance(args[0], Mapping) else None
+    for name, value in zip(
+        POSITIONAL[1:] if named is not None else POSITIONAL, args[1:] if named is not None else args
+    ):
+        values[name] = value
+    if named is not None:
         unknown = sorted(set(named) - set(ALL_FIELDS))
         if unknown:
             raise FieldError(unknown[0], "unknown field", f"one of {', '.join(ALL_FIELDS)}")
-        # A1111 fills the remaining positional slots with the UI's defaults: ignored here.
+        values["enabled"] = True
         values.update(named)
-        return values
-    for name, value in zip(POSITIONAL, args):
-        values[name] = value
     return values
 
 
