@@ -163,3 +163,82 @@ def test_exact_keep_restores_black_pixels_exactly():
     out = np.asarray(state.restore_pixels(generated, 0))
     assert np.array_equal(out[:, :32], np.asarray(original)[:, :32])
     assert (out[:, 33:] == (1, 2, 3)).all()
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"alwayson_scripts": {"Differential Diffusion": {"args": [{"enabled": True, "map": "??"}]}}}, "map"),
+        (
+            {"alwayson_scripts": {"differential diffusion": {"args": {"enabled": True}}}},
+            "alwayson_scripts['differential diffusion'].args",
+        ),
+        ({"alwayson_scripts": {"differential diffusion": [True]}}, "alwayson_scripts['differential diffusion']"),
+        (
+            {
+                "init_images": ["a", "b", "c"],
+                "batch_size": 3,
+                "alwayson_scripts": {"differential diffusion": {"args": [{"maps": [WHITE, WHITE]}]}},
+            },
+            "maps",
+        ),
+        (
+            {
+                "init_images": ["a", "b"],
+                "batch_size": 1,
+                "alwayson_scripts": {"differential diffusion": {"args": [{"maps": [WHITE, WHITE]}]}},
+            },
+            "maps",
+        ),
+    ],
+)
+def test_request_validation_names_the_field(body, field):
+    from differential.webui.validation import validate_img2img_request
+
+    assert validate_img2img_request(body).field == field
+
+
+def test_request_validation_passes_good_and_foreign_requests():
+    from differential.webui.validation import validate_img2img_request
+
+    good = {"init_images": ["a"], "alwayson_scripts": {"differential diffusion": {"args": [{"map": WHITE}]}}}
+    assert validate_img2img_request(good) is None
+    assert validate_img2img_request({"alwayson_scripts": {"other": {"args": [1]}}}) is None
+    assert validate_img2img_request([1, 2]) is None
+
+
+def test_middleware_answers_422_or_replays_the_body():
+    import asyncio
+    import json as jsonlib
+
+    from differential.webui.validation import RequestValidationMiddleware
+
+    seen = {}
+
+    async def app(scope, receive, send):
+        message = await receive()
+        seen["body"] = message["body"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    def run(payload):
+        sent = []
+        body = jsonlib.dumps(payload).encode()
+        chunks = [
+            {"type": "http.request", "body": body[:10], "more_body": True},
+            {"type": "http.request", "body": body[10:], "more_body": False},
+        ]
+
+        async def receive():
+            return chunks.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/sdapi/v1/img2img"}
+        asyncio.run(RequestValidationMiddleware(app)(scope, receive, send))
+        return sent
+
+    bad = run({"alwayson_scripts": {"differential diffusion": {"args": [{"feather": -1, "map": WHITE}]}}})
+    assert bad[0]["status"] == 422 and jsonlib.loads(bad[1]["body"])["field"] == "feather"
+    ok = run({"prompt": "x"})
+    assert ok[0]["status"] == 200 and seen["body"][:10] == b'{"prompt":'

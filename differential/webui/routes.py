@@ -1,9 +1,10 @@
-"""HTTP routes: version and the JSON schema of the script's named fields."""
+"""HTTP: version and schema routes, and validation of img2img requests before A1111 runs them."""
 
 from __future__ import annotations
 
 from .. import __version__
 from .fields import POSITIONAL, TITLE, json_schema
+from .validation import RequestValidationMiddleware
 
 PREFIX = "/differential-diffusion/v1"
 
@@ -17,3 +18,7 @@ def on_app_started(demo, app) -> None:
 
     app.add_api_route(f"{PREFIX}/version", version, methods=["GET"])
     app.add_api_route(f"{PREFIX}/schema", schema, methods=["GET"])
+    if not any(m.cls is RequestValidationMiddleware for m in app.user_middleware):
+        # As A1111 does in initialize_util.setup_middleware: reset, add, rebuilt on next request.
+        app.middleware_stack = None
+        app.add_middleware(RequestValidationMiddleware)

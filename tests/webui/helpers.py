@@ -19,6 +19,8 @@ from PIL import Image
 EXTENSION_DIRNAME = "sd-webui-differential-diffusion"
 CHECKPOINT_NAME = "dd-test-sd15-tiny"  # base name of the generated checkpoint
 DEFAULT_HTTP_TIMEOUT = 600.0
+#: Figures the tests measured (printed in the terminal summary, quoted in the README).
+MEASUREMENTS: list[str] = []
 
 IMG2IMG_DEFAULTS = {
     "prompt": "",

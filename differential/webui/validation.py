@@ -1,0 +1,114 @@
+"""Refuse bad API requests before A1111 starts the job (HTTP 422 naming the field).
+
+A1111 swallows exceptions raised in script hooks, so a bad field found there can only switch
+the extension off for that job. Requests to ``/sdapi/v1/img2img`` that carry this script's
+arguments are therefore checked first, by an ASGI middleware that reads the body, validates it
+with the same parser the script uses, and either answers 422 or replays the body to A1111.
+No A1111 import here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .fields import TITLE, FieldError, parse_settings
+
+IMG2IMG_PATH = "/sdapi/v1/img2img"
+
+
+def find_script_entry(alwayson: Any) -> tuple[str, Any] | None:
+    """``(key, entry)`` of this script in ``alwayson_scripts`` (title matched case-insensitively)."""
+    if not isinstance(alwayson, Mapping):
+        return None
+    for key, entry in alwayson.items():
+        if isinstance(key, str) and key.strip().lower() == TITLE.lower():
+            return key, entry
+    return None
+
+
+def validate_img2img_request(body: Any) -> FieldError | None:
+    """The first problem with this script's arguments in an img2img request body, or None."""
+    if not isinstance(body, Mapping):
+        return None
+    found = find_script_entry(body.get("alwayson_scripts"))
+    if found is None:
+        return None
+    key, entry = found
+    prefix = f"alwayson_scripts[{key!r}]"
+    if not isinstance(entry, Mapping) or "args" not in entry:
+        return FieldError(prefix, "no `args`", '{"args": [{...named fields...}]}')
+    args = entry["args"]
+    if not isinstance(args, list):
+        return FieldError(f"{prefix}.args", f"got {type(args).__name__}", "a list: [{...named fields...}]")
+    try:
+        settings = parse_settings(args)
+    except FieldError as error:
+        return error
+    if not settings.enabled:
+        return None
+    init_images = body.get("init_images") or []
+    count = len(settings.maps)
+    if isinstance(init_images, list) and init_images and count not in (1, len(init_images)):
+        return FieldError(
+            "maps",
+            f"{count} maps for {len(init_images)} init images",
+            f"1 map, or {len(init_images)} (one per init image)",
+        )
+    batch_size = body.get("batch_size", 1)
+    if count > 1 and isinstance(batch_size, int) and batch_size < count:
+        return FieldError(
+            "maps",
+            f"{count} maps with batch_size {batch_size}",
+            f"batch_size >= {count} (A1111 puts one init image per batch row)",
+        )
+    return None
+
+
+def error_body(error: FieldError) -> dict[str, Any]:
+    return {"error": f"{TITLE}: invalid argument", "detail": str(error), **error.as_dict()}
+
+
+class RequestValidationMiddleware:
+    """ASGI middleware answering 422 for img2img requests with unusable arguments."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != IMG2IMG_PATH:
+            await self.app(scope, receive, send)
+            return
+        messages, chunks, more = [], [], True
+        while more:
+            message = await receive()
+            messages.append(message)
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False) and message.get("type") == "http.request"
+        try:
+            body = json.loads(b"".join(chunks) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            body = None  # A1111 answers malformed JSON itself
+        problem = validate_img2img_request(body)
+        if problem is not None:
+            payload = json.dumps(error_body(problem)).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 422,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
+            return
+
+        async def replay():
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)

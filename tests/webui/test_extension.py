@@ -1,0 +1,252 @@
+"""Differential Diffusion in a real A1111 v1.10.1 (CPU, random SD1.5-shaped checkpoint).
+
+Random weights say nothing about image quality, but they prove the plumbing and the contract:
+an all-white map is img2img, a uniform map is img2img at the product strength, black keeps,
+and everything the API and infotext promise.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import MEASUREMENTS, b64_png, decode_b64_image, img2img_payload, make_init_image, to_array
+from PIL import Image
+
+KEY = "differential diffusion"
+
+
+def dd(**fields) -> dict:
+    return {KEY: {"args": [{"enabled": True, **fields}]}}
+
+
+def uniform(value: int, size=(256, 256)) -> str:
+    return b64_png(Image.new("L", size, value))
+
+
+def halves(size=(256, 256)) -> Image.Image:
+    image = Image.new("L", size, 0)
+    image.paste(255, (size[0] // 2, 0, size[0], size[1]))
+    return image
+
+
+def test_loaded_listed_and_quiet(webui):
+    status, scripts = webui.get("/sdapi/v1/scripts")
+    assert status == 200 and KEY in scripts["img2img"] and KEY not in scripts["txt2img"]
+    assert webui.log_errors("differential") == []
+    status, version = webui.get("/differential-diffusion/v1/version")
+    assert status == 200 and version["script_title"] == "Differential Diffusion"
+    status, schema = webui.get("/differential-diffusion/v1/schema")
+    assert status == 200 and {"enabled", "map", "maps", "invert", "exact_keep"} <= set(schema["properties"])
+
+
+def test_panel_is_in_the_img2img_tab(webui):
+    if not webui.ui:
+        pytest.skip("started with --nowebui")
+    status, config = webui.get("/config")
+    assert status == 200
+    ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
+    for name in ("enabled", "map", "preview", "invert", "feather", "exact_keep"):
+        assert f"script_differential_diffusion_{name}" in ids
+
+
+SAMPLERS = [
+    ("Euler", "Automatic"),
+    ("Euler a", "Automatic"),
+    ("DPM++ 2M", "Karras"),
+    ("DPM++ SDE", "Karras"),
+    ("Heun", "Automatic"),
+    ("DDIM", "Automatic"),
+    ("UniPC", "Automatic"),
+]
+
+
+@pytest.mark.parametrize("sampler, scheduler", SAMPLERS)
+def test_all_white_map_is_plain_img2img(primed_webui, init_b64, sampler, scheduler):
+    payload = img2img_payload(init_b64, sampler_name=sampler, scheduler=scheduler)
+    plain, _ = primed_webui.img2img(payload)
+    mapped, info = primed_webui.img2img(dict(payload, alwayson_scripts=dd(map=uniform(255))))
+    assert np.array_equal(to_array(plain[0]), to_array(mapped[0]))
+    assert "Differential diffusion" in info["infotexts"][0]
+
+
+@pytest.mark.parametrize(
+    "sampler, scheduler, bound",
+    [("Euler", "Automatic", 1), ("Heun", "Automatic", 1), ("DPM++ 2M", "Karras", None), ("DDIM", "Automatic", None)],
+)
+def test_uniform_half_map_is_img2img_at_half_strength(primed_webui, init_b64, sampler, scheduler, bound):
+    # map value 128/255 at D = 0.8 -> strength 0.4016: the same step count as 0.4 at 8 steps (3)
+    base = img2img_payload(init_b64, sampler_name=sampler, scheduler=scheduler)
+    plain, _ = primed_webui.img2img(dict(base, denoising_strength=0.4))
+    mapped, _ = primed_webui.img2img(dict(base, denoising_strength=0.8, alwayson_scripts=dd(map=uniform(128))))
+    difference = np.abs(to_array(plain[0]) - to_array(mapped[0]))
+    full, _ = primed_webui.img2img(dict(base, denoising_strength=0.8))
+    to_full = np.abs(to_array(full[0]) - to_array(plain[0])).mean()
+    MEASUREMENTS.append(
+        f"uniform 0.5 at D 0.8 vs plain 0.4, {sampler} {scheduler}: max pixel difference "
+        f"{difference.max()}, mean {difference.mean():.3f} (plain 0.8 vs 0.4: mean {to_full:.2f})"
+    )
+    if bound is not None:
+        assert difference.max() <= bound
+    else:
+        assert difference.mean() < to_full
+
+
+def test_exact_keep_returns_the_input_pixels_in_the_black_half(primed_webui):
+    init = make_init_image(256, 256, seed=3)
+    payload = img2img_payload(
+        b64_png(init), denoising_strength=0.9, alwayson_scripts=dd(map=b64_png(halves()), exact_keep=True)
+    )
+    images, _ = primed_webui.img2img(payload)
+    out, original = to_array(images[0]), to_array(init)
+    margin = 8  # feather 0 + 8 px from the edge
+    assert np.array_equal(out[:, : 128 - margin], original[:, : 128 - margin])
+    assert np.abs(out[:, 128 + margin :] - original[:, 128 + margin :]).mean() > 5
+
+
+def test_batches_with_one_map_per_init_image(primed_webui):
+    inits = [make_init_image(256, 256, seed=s) for s in (5, 6)]
+    maps = [b64_png(halves()), b64_png(halves().transpose(Image.FLIP_LEFT_RIGHT))]
+    payload = img2img_payload(
+        b64_png(inits[0]),
+        init_images=[b64_png(i) for i in inits],
+        batch_size=2,
+        n_iter=2,
+        denoising_strength=0.9,
+        alwayson_scripts=dd(maps=maps, exact_keep=True),
+    )
+    images, info = primed_webui.img2img(payload)
+    assert len(images) == 4
+    for index, image in enumerate(images):
+        source = to_array(inits[index % 2])
+        out = to_array(image)
+        kept = slice(0, 120) if index % 2 == 0 else slice(136, 256)
+        assert np.array_equal(out[:, kept], source[:, kept]), f"image {index}"
+    assert len(set(json.loads(json.dumps(info["all_seeds"])))) == 4
+
+
+@pytest.mark.parametrize("resize_mode", [0, 1, 2, 3])
+def test_every_resize_mode_keeps_the_mapped_region(primed_webui, resize_mode):
+    """A 384x256 init image and a map in its frame, into a 256x256 job: the black region of the
+    map, transformed as A1111 transforms the image, is where the input pixels come back."""
+    init = make_init_image(384, 256, seed=4)
+    change = Image.new("L", (384, 256), 255)
+    change.paste(0, (0, 0, 96, 256))  # keep the left quarter of the init image
+    payload = img2img_payload(
+        b64_png(init),
+        resize_mode=resize_mode,
+        denoising_strength=0.9,
+        alwayson_scripts=dd(map=b64_png(change), exact_keep=True),
+    )
+    images, _ = primed_webui.img2img(payload)
+    out = to_array(images[0])
+    assert out.shape == (256, 256, 3)
+    if resize_mode in (0, 3):  # stretched: init x 0..96 -> job x 0..64
+        expected = to_array(init.resize((256, 256), Image.LANCZOS))
+        region = slice(0, 56)
+    elif resize_mode == 1:  # cropped to the centre 256x256 of 384x256: init x 64..96 -> job x 0..32
+        expected = to_array(init.crop((64, 0, 320, 256)))
+        region = slice(0, 24)
+    else:  # fitted 256x170 in the middle, bars filled: init x 0..96 -> job x 0..64, rows 43..213
+        expected = None
+        region = slice(0, 56)
+    if expected is not None:
+        assert np.abs(out[:, region] - expected[:, region]).max() <= 1
+    assert np.abs(out[:, 200:] - out[:, 200:].mean()).mean() > 1  # something was generated there
+    if resize_mode == 2:
+        fitted = to_array(init.resize((256, 170), Image.LANCZOS))  # 256 * 256 // 384 rows, pasted at 43
+        assert np.abs(out[43:213, region] - fitted[:, region]).max() <= 1
+
+
+@pytest.mark.parametrize("only_masked", [False, True])
+def test_inpaint_with_mask_and_map(primed_webui, only_masked):
+    init = make_init_image(256, 256, seed=7)
+    mask = Image.new("L", (256, 256), 0)
+    mask.paste(255, (64, 64, 192, 192))
+    payload = img2img_payload(
+        b64_png(init),
+        mask=b64_png(mask),
+        mask_blur=0,
+        inpainting_fill=1,
+        inpaint_full_res=only_masked,
+        inpaint_full_res_padding=32,
+        denoising_strength=0.9,
+        alwayson_scripts=dd(map=b64_png(halves()), exact_keep=True),
+    )
+    images, info = primed_webui.img2img(payload)
+    out, original = to_array(images[0]), to_array(init)
+    assert np.array_equal(out[:, :60], original[:, :60])  # outside the mask: A1111 keeps it
+    assert np.array_equal(out[:40, :], original[:40, :])
+    if not only_masked:  # inside the mask, black half of the map: restored
+        assert np.array_equal(out[72:184, 72:120], original[72:184, 72:120])
+    assert np.abs(out[72:184, 140:184] - original[72:184, 140:184]).mean() > 2
+    assert "DD exact keep: True" in info["infotexts"][0]
+
+
+def test_infotext_round_trips(primed_webui, init_b64):
+    fields = dict(
+        map=b64_png(halves()),
+        invert=True,
+        feather=3.0,
+        black_point=0.1,
+        white_point=0.9,
+        gamma=1.3,
+        strength_at_black=0.1,
+        strength_at_white=0.9,
+        exact_keep=True,
+    )
+    status, response = primed_webui.post("/sdapi/v1/img2img", img2img_payload(init_b64, alwayson_scripts=dd(**fields)))
+    assert status == 200
+    images = [decode_b64_image(response["images"][0])]
+    infotext = json.loads(response["info"])["infotexts"][0]
+    status, png_info = primed_webui.post("/sdapi/v1/png-info", {"image": response["images"][0]})
+    assert status == 200
+    parameters = png_info["parameters"]
+    assert parameters["DD invert"] == "True" and float(parameters["DD gamma"]) == 1.3
+    assert parameters["Differential diffusion"].startswith("map ")
+    # The `infotext` request field restores every setting; only the map is sent again.
+    again, _ = primed_webui.img2img(
+        img2img_payload(init_b64, infotext=infotext, alwayson_scripts={KEY: {"args": [{"map": fields["map"]}]}})
+    )
+    assert np.array_equal(to_array(images[0]), to_array(again[0]))
+    plain_fields, _ = primed_webui.img2img(img2img_payload(init_b64, alwayson_scripts=dd(map=fields["map"])))
+    assert not np.array_equal(to_array(plain_fields[0]), to_array(images[0]))
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"map": "not an image"}, "map"),
+        ({"map": None}, "map"),
+        ({"map": "x", "feather": -1}, "feather"),
+        ({"map": "x", "colour": 1}, "colour"),
+    ],
+)
+def test_bad_fields_get_422_naming_the_field(primed_webui, init_b64, fields, field):
+    if "map" in fields and fields["map"] == "x":
+        fields = dict(fields, map=uniform(255))
+    status, body = primed_webui.post("/sdapi/v1/img2img", img2img_payload(init_b64, alwayson_scripts=dd(**fields)))
+    assert status == 422 and body["field"] == field and body["expected"]
+
+
+def test_a_job_without_the_extension_after_one_with_it_is_unaffected(primed_webui, init_b64):
+    base = img2img_payload(init_b64)
+    before, _ = primed_webui.img2img(base)
+    primed_webui.img2img(dict(base, alwayson_scripts=dd(map=b64_png(halves()))))
+    after, _ = primed_webui.img2img(base)
+    assert np.array_equal(to_array(before[0]), to_array(after[0]))
+
+
+def test_response_images_decode(primed_webui, init_b64):
+    images, _ = primed_webui.img2img(img2img_payload(init_b64, alwayson_scripts=dd(map=uniform(200))))
+    assert decode_b64_image(b64_png(images[0])).size == (256, 256)
+
+
+def test_settings_section_and_xyz_axes_are_registered(primed_webui):
+    status, options = primed_webui.get("/sdapi/v1/options")
+    assert status == 200 and options["differential_diffusion_default_feather"] == 0.0
+    status, infos = primed_webui.get("/sdapi/v1/script-info")
+    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
+    choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
+    assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert"} <= choices
