@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint oracle bench
+.PHONY: demo test oracle bench fuzz webui-test
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -27,3 +27,10 @@ oracle: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(PY) benchmarks/blend_cost.py
+
+fuzz: $(VENV)/.installed
+	PYTHONPATH=. $(PY) benchmarks/fuzz.py --minutes 10
+
+# Needs an A1111 v1.10.1 checkout: make webui-test DD_WEBUI_DIR=/path/to/stable-diffusion-webui
+webui-test: $(VENV)/.installed
+	DD_WEBUI_DIR=$(DD_WEBUI_DIR) $(PY) -m pytest tests/webui

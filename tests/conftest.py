@@ -3,6 +3,13 @@ import sys
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# "default" for the suite; "fuzz" (HYPOTHESIS_PROFILE=fuzz) for the long run of benchmarks/fuzz.py.
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile("fuzz", max_examples=5000, deadline=None, database=None,
+                          suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

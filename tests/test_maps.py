@@ -134,12 +134,26 @@ def test_float_arrays_pass_through_unchanged(array):
     assert np.array_equal(load_map(array), array)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.binary(max_size=200))
+def _mutated_png(mode: str, seed: int, flips: list[tuple[int, int]], cut: int) -> bytes:
+    array = np.random.default_rng(seed).integers(0, 255, (9, 7), np.uint8)
+    data = bytearray(png_bytes(Image.fromarray(array).convert(mode)))
+    for position, value in flips:
+        data[position % len(data)] = value
+    return bytes(data[: max(1, len(data) - cut)])
+
+
+mutated_pngs = st.builds(
+    _mutated_png, st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "I;16", "1"]), st.integers(0, 2**16),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6), st.integers(0, 40))
+
+
+@pytest.mark.fuzz
+@given(st.one_of(mutated_pngs, st.binary(max_size=400)))
 def test_arbitrary_bytes_either_load_or_raise_map_error(data):
-    try:
-        values = load_map(data)
-    except MapError:
-        return
-    assert values.ndim == 2 and np.isfinite(values).all()
-    assert values.min() >= 0 and values.max() <= 1
+    for source in (data, base64.b64encode(data).decode()):
+        try:
+            values = load_map(source)
+        except MapError:
+            continue
+        assert values.dtype == np.float32 and values.ndim == 2 and np.isfinite(values).all()
+        assert values.min() >= 0 and values.max() <= 1

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from PIL import Image
 
@@ -242,3 +244,33 @@ def test_middleware_answers_422_or_replays_the_body():
     assert bad[0]["status"] == 422 and jsonlib.loads(bad[1]["body"])["field"] == "feather"
     ok = run({"prompt": "x"})
     assert ok[0]["status"] == 200 and seen["body"][:10] == b'{"prompt":'
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from([*POSITIONAL, "maps", "other"])
+
+
+@pytest.mark.fuzz
+@given(
+    st.one_of(
+        st.lists(json_values, max_size=12),
+        st.builds(
+            lambda named, rest: [named, *rest],
+            st.dictionaries(field_names, json_values | st.just(WHITE)),
+            st.lists(json_values, max_size=3),
+        ),
+    )
+)
+def test_parser_never_fails_other_than_with_a_field_error(args):
+    try:
+        parsed = parse_settings(args)
+    except FieldError as error:
+        assert isinstance(error.field, str) and error.problem and error.expected
+        return
+    assert isinstance(parsed.enabled, bool)
+    if parsed.enabled:
+        assert parsed.maps and not parsed.adjust.problems()

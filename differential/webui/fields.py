@@ -186,9 +186,9 @@ def normalise_args(args: Sequence[Any]) -> dict[str, Any]:
     ):
         values[name] = value
     if named is not None:
-        unknown = sorted(set(named) - set(ALL_FIELDS))
+        unknown = sorted(str(name) for name in named if name not in ALL_FIELDS)
         if unknown:
-            raise FieldError(unknown[0], "unknown field", f"one of {', '.join(ALL_FIELDS)}")
+            raise FieldError(unknown[0], f"unknown field {unknown[0]!r}", f"one of {', '.join(ALL_FIELDS)}")
         values["enabled"] = True
         values.update(named)
     return values

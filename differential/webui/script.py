@@ -205,12 +205,24 @@ class DifferentialDiffusionScript(scripts.Script):
             state = JobState(settings)
             state.check_batch(len(p.init_images), p.batch_size)
         except FieldError as error:
-            log(f"not applied: {error}")
-            if hasattr(p, "comment"):
-                p.comment(f"{TITLE} not applied: {error}")
+            self.refuse(p, error)
             return
         setattr(p, STATE_ATTRIBUTE, state)
         p.extra_generation_params.update(infotext_params(settings))
+
+    @staticmethod
+    def refuse(p, error: FieldError) -> None:
+        """Stop the job rather than run it without the map; say why in the UI and the console.
+
+        A1111 swallows exceptions raised in script hooks, so the job is interrupted instead
+        (no image is made) and the reason goes to the generation's comments.
+        """
+        from modules import shared
+
+        log(f"job stopped: {error}")
+        if hasattr(p, "comment"):
+            p.comment(f"{TITLE}: job stopped, {error}")
+        shared.state.interrupt()
 
     def process_before_every_sampling(self, p, *args, **kwargs):
         state: JobState | None = getattr(p, STATE_ATTRIBUTE, None)

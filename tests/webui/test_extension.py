@@ -250,3 +250,45 @@ def test_settings_section_and_xyz_axes_are_registered(primed_webui):
     xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
     choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
     assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert"} <= choices
+
+
+def test_infotext_without_a_map_stops_the_job_with_a_reason(primed_webui, init_b64):
+    """Enabled by an `infotext` field but no map: nothing is generated, and the reason is given."""
+    infotext = "a prompt\nSteps: 8, Sampler: Euler, Seed: 1234, Differential diffusion: map 0123456789, DD feather: 2"
+    status, response = primed_webui.post("/sdapi/v1/img2img", img2img_payload(init_b64, infotext=infotext))
+    assert status == 200 and response["images"] == []
+    assert "map: no change map given" in json.loads(response["info"])["comments"]
+    images, _ = primed_webui.img2img(img2img_payload(init_b64))  # the next job runs normally
+    assert len(images) == 1
+
+
+@pytest.mark.parametrize("action", ["interrupt", "skip"])
+def test_interrupted_or_skipped_job_leaves_nothing_behind(primed_webui, init_b64, action):
+    import threading
+    import time
+
+    plain = img2img_payload(init_b64, seed=99)
+    before, _ = primed_webui.img2img(plain)
+    long_job = img2img_payload(init_b64, steps=40, n_iter=2, alwayson_scripts=dd(map=b64_png(halves())))
+    worker = threading.Thread(target=primed_webui.post, args=("/sdapi/v1/img2img", long_job))
+    worker.start()
+    time.sleep(3.0)
+    status, _ = primed_webui.post(f"/sdapi/v1/{action}", {})
+    assert status == 200
+    worker.join(timeout=600)
+    after, _ = primed_webui.img2img(plain)
+    assert np.array_equal(to_array(before[0]), to_array(after[0]))
+
+
+def test_concurrent_clients_get_their_sequential_results(primed_webui, init_b64):
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [
+        img2img_payload(init_b64, seed=10 + i, alwayson_scripts=dd(map=b64_png(halves())) if i % 2 else {})
+        for i in range(4)
+    ]
+    sequential = [to_array(primed_webui.img2img(job)[0][0]) for job in jobs]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        concurrent = list(pool.map(lambda job: to_array(primed_webui.img2img(job)[0][0]), jobs))
+    for expected, got in zip(sequential, concurrent):
+        assert np.array_equal(expected, got)
