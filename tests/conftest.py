@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, settings
 
 # "default" for the suite; "fuzz" (HYPOTHESIS_PROFILE=fuzz) for the long run of benchmarks/fuzz.py.
 settings.register_profile("default", max_examples=100, deadline=None)
-settings.register_profile("fuzz", max_examples=5000, deadline=None, database=None,
-                          suppress_health_check=list(HealthCheck))
+settings.register_profile(
+    "fuzz", max_examples=5000, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

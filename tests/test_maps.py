@@ -143,8 +143,12 @@ def _mutated_png(mode: str, seed: int, flips: list[tuple[int, int]], cut: int) -
 
 
 mutated_pngs = st.builds(
-    _mutated_png, st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "I;16", "1"]), st.integers(0, 2**16),
-    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6), st.integers(0, 40))
+    _mutated_png,
+    st.sampled_from(["L", "LA", "RGB", "RGBA", "P", "I;16", "1"]),
+    st.integers(0, 2**16),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+    st.integers(0, 40),
+)
 
 
 @pytest.mark.fuzz

@@ -274,3 +274,26 @@ def test_parser_never_fails_other_than_with_a_field_error(args):
     assert isinstance(parsed.enabled, bool)
     if parsed.enabled:
         assert parsed.maps and not parsed.adjust.problems()
+
+
+def test_nothing_of_a_finished_job_stays_referenced():
+    import gc
+    import weakref
+
+    state = _state(_half_map())
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    init = torch.zeros(1, 4, 8, 8)
+    state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
+    p = SimpleNamespace(**{STATE_ATTRIBUTE: state})
+    rows = torch.zeros(2, 4, 8, 8)
+    for level in levels[:-1].tolist():
+        callbacks.on_cfg_denoiser(
+            SimpleNamespace(x=rows, sigma=torch.tensor([level] * 2), denoiser=SimpleNamespace(p=p))
+        )
+        callbacks.on_cfg_after_cfg(SimpleNamespace(x=torch.zeros(1, 4, 8, 8)))
+    blend_ref, noise_ref = weakref.ref(state.blend), weakref.ref(state.blend.noise)
+    del p.__dict__[STATE_ATTRIBUTE]  # what Script.postprocess does
+    del state, p, rows
+    gc.collect()
+    assert blend_ref() is None and noise_ref() is None
+    assert callbacks._current is None
