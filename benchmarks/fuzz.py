@@ -23,8 +23,13 @@ def main() -> int:
     env = dict(os.environ, HYPOTHESIS_PROFILE="fuzz")
     deadline, rounds, started = time.monotonic() + args.minutes * 60, 0, time.monotonic()
     while time.monotonic() < deadline:
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "fuzz", "-p", "no:cacheprovider"],
-                                cwd=root, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-m", "fuzz", "-p", "no:cacheprovider"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         rounds += 1
         if result.returncode != 0:
             print(result.stdout[-8000:], result.stderr[-2000:])

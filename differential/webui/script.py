@@ -22,6 +22,20 @@ from .settings import default_value
 #: elem_ids of A1111's img2img init image components, in tab order, and its strength slider.
 INIT_IMAGE_IDS = ("img2img_image", "img2img_sketch", "img2maskimg", "inpaint_sketch", "img_inpaint_base")
 DENOISING_ID = "img2img_denoising_strength"
+#: Panel controls (label; slider range and step). Labels state the polarity.
+CHECKBOXES = {
+    "invert": "Invert map (for maps where white = keep)",
+    "exact_keep": "Pixel-exact keep (restore input pixels where the map is black)",
+}
+SLIDERS = {
+    "feather": ("Feather (Gaussian blur of the map, px)", 0.0, 64.0, 0.5),
+    "black_point": ("Black point (at or below: keep)", 0.0, 1.0, 0.01),
+    "white_point": ("White point (at or above: full change)", 0.0, 1.0, 0.01),
+    "gamma": ("Gamma (above 1: more change in midtones)", 0.1, 10.0, 0.05),
+    "strength_at_black": ("Strength at black (fraction of Denoising strength)", 0.0, 1.0, 0.01),
+    "strength_at_white": ("Strength at white (fraction of Denoising strength)", 0.0, 1.0, 0.01),
+}
+SLIDER_ROWS = (("feather",), ("black_point", "white_point", "gamma"), ("strength_at_black", "strength_at_white"))
 #: Attribute prefix an XYZ plot axis sets on the processing object to override a field.
 OVERRIDE_PREFIX = "dd_"
 
@@ -98,79 +112,26 @@ class DifferentialDiffusionScript(scripts.Script):
                     elem_id=self.elem_id("preview"),
                 )
             with gr.Row():
-                invert = gr.Checkbox(
-                    label="Invert map (for maps where white = keep)",
-                    value=default_value("invert"),
-                    elem_id=self.elem_id("invert"),
-                )
-                exact_keep = gr.Checkbox(
-                    label="Pixel-exact keep (restore input pixels where the map is black)",
-                    value=default_value("exact_keep"),
-                    elem_id=self.elem_id("exact_keep"),
-                )
-            feather = gr.Slider(
-                0.0,
-                64.0,
-                step=0.5,
-                value=default_value("feather"),
-                label="Feather (Gaussian blur of the map, px)",
-                elem_id=self.elem_id("feather"),
-            )
-            with gr.Row():
-                black_point = gr.Slider(
-                    0.0,
-                    1.0,
-                    step=0.01,
-                    value=default_value("black_point"),
-                    label="Black point (at or below: keep)",
-                    elem_id=self.elem_id("black_point"),
-                )
-                white_point = gr.Slider(
-                    0.0,
-                    1.0,
-                    step=0.01,
-                    value=default_value("white_point"),
-                    label="White point (at or above: full change)",
-                    elem_id=self.elem_id("white_point"),
-                )
-                gamma = gr.Slider(
-                    0.1,
-                    10.0,
-                    step=0.05,
-                    value=default_value("gamma"),
-                    label="Gamma (above 1: more change in midtones)",
-                    elem_id=self.elem_id("gamma"),
-                )
-            with gr.Row():
-                strength_at_black = gr.Slider(
-                    0.0,
-                    1.0,
-                    step=0.01,
-                    value=default_value("strength_at_black"),
-                    label="Strength at black (fraction of Denoising strength)",
-                    elem_id=self.elem_id("strength_at_black"),
-                )
-                strength_at_white = gr.Slider(
-                    0.0,
-                    1.0,
-                    step=0.01,
-                    value=default_value("strength_at_white"),
-                    label="Strength at white (fraction of Denoising strength)",
-                    elem_id=self.elem_id("strength_at_white"),
-                )
+                checkboxes = {
+                    name: gr.Checkbox(label=label, value=default_value(name), elem_id=self.elem_id(name))
+                    for name, label in CHECKBOXES.items()
+                }
+            sliders = {}
+            for row in SLIDER_ROWS:
+                with gr.Row():
+                    for name in row:
+                        label, minimum, maximum, step = SLIDERS[name]
+                        sliders[name] = gr.Slider(
+                            minimum,
+                            maximum,
+                            step=step,
+                            value=default_value(name),
+                            label=label,
+                            elem_id=self.elem_id(name),
+                        )
 
-        controls = [
-            enabled,
-            change_map,
-            invert,
-            feather,
-            black_point,
-            white_point,
-            gamma,
-            strength_at_black,
-            strength_at_white,
-            exact_keep,
-        ]
+        components = {"enabled": enabled, "map": change_map, **checkboxes, **sliders}
+        controls = [components[name] for name in POSITIONAL]
         self._wire_preview(preview, controls)
 
         self.infotext_fields = [(enabled, lambda d: ENABLED_KEY in d)]
