@@ -31,6 +31,10 @@ bench: $(VENV)/.bench-installed
 fuzz: $(VENV)/.installed
 	PYTHONPATH=. $(PY) benchmarks/fuzz.py --minutes 10
 
+$(VENV)/.webui-test-installed: $(VENV)/.installed requirements-webui-test.txt
+	$(VENV)/bin/pip install --quiet -r requirements-webui-test.txt
+	touch $@
+
 # Needs an A1111 v1.10.1 checkout: make webui-test DD_WEBUI_DIR=/path/to/stable-diffusion-webui
-webui-test: $(VENV)/.installed
+webui-test: $(VENV)/.webui-test-installed
 	DD_WEBUI_DIR=$(DD_WEBUI_DIR) $(PY) -m pytest tests/webui

@@ -161,3 +161,19 @@ def test_arbitrary_bytes_either_load_or_raise_map_error(data):
             continue
         assert values.dtype == np.float32 and values.ndim == 2 and np.isfinite(values).all()
         assert values.min() >= 0 and values.max() <= 1
+
+
+def test_a_one_pixel_map_covers_the_whole_image():
+    from differential.geometry import latent_grid
+
+    values = load_map(png_bytes(Image.new("L", (1, 1), 204)))
+    pixel, cells = latent_grid(values, 64, 48, init_size=(640, 480))
+    assert cells.shape == (6, 8) and cells == pytest.approx(np.full((6, 8), 0.8), abs=1e-6)
+
+
+def test_install_script_installs_nothing():
+    import ast
+    import pathlib
+
+    tree = ast.parse((pathlib.Path(__file__).parent.parent / "install.py").read_text())
+    assert all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in tree.body)
