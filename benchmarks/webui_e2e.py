@@ -6,7 +6,8 @@ Alternates img2img requests without and with the extension (an all-white map: fu
 so the sampling work is the same) at 512x512, 20 steps, for Euler and DPM++ 2M Karras, and
 prints per sampler: the median ratio of request times (wall and, with ``--pid``, the WebUI
 process's CPU seconds) and the peak resident memory of the WebUI process during each kind of
-request (Linux: VmHWM, reset before each request through /proc/<pid>/clear_refs).
+request (Linux: VmHWM, reset before each request through /proc/<pid>/clear_refs): the median
+over the requests of each kind, and the largest.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import urllib.request
 import numpy as np
 from PIL import Image
 
-SAMPLERS = (("Euler", "Automatic"), ("DPM++ 2M", "Karras"))
+SAMPLERS = {"Euler": ("Euler", "Automatic"), "DPM++ 2M Karras": ("DPM++ 2M", "Karras")}
 
 
 def b64_png(image: Image.Image) -> str:
@@ -71,6 +72,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -89,16 +91,15 @@ def main() -> int:
     endpoint = args.url.rstrip("/") + "/sdapi/v1/img2img"
     print(f"{args.size}x{args.size}, {args.steps} steps, {args.pairs} alternating pairs per sampler")
     print(
-        "| sampler | median wall ratio (with / without) | median CPU ratio | peak RSS without | peak RSS with |"
-        " RSS difference |"
+        "| sampler | median wall ratio (with / without) | median CPU ratio | peak RSS without: median (max) |"
+        " peak RSS with: median (max) | difference of medians |"
     )
     print("|---|---|---|---|---|---|")
-    for sampler, scheduler in SAMPLERS:
+    for name in args.samplers:
+        sampler, scheduler = SAMPLERS[name]
         payload = dict(base, sampler_name=sampler, scheduler=scheduler)
         post(endpoint, payload)  # warm-up
-        walls = {False: [], True: []}
-        cpus = {False: [], True: []}
-        peaks = {False: 0.0, True: 0.0}
+        walls, cpus, peaks = ({False: [], True: []} for _ in range(3))
         for _ in range(args.pairs):
             for enabled in (False, True):
                 request = dict(payload)
@@ -111,14 +112,15 @@ def main() -> int:
                 post(endpoint, request)
                 walls[enabled].append(time.perf_counter() - started)
                 cpus[enabled].append(cpu_seconds(args.pid) - cpu)
-                peaks[enabled] = max(peaks[enabled], peak_rss_mib(args.pid))
+                peaks[enabled].append(peak_rss_mib(args.pid))
         wall_ratio = statistics.median(w / p for w, p in zip(walls[True], walls[False]))
         cpu_ratio = statistics.median(w / p for w, p in zip(cpus[True], cpus[False])) if args.pid else float("nan")
-        difference = 100 * (peaks[True] - peaks[False]) / peaks[False] if args.pid else float("nan")
+        peak = {enabled: statistics.median(values) for enabled, values in peaks.items()}
+        difference = 100 * (peak[True] - peak[False]) / peak[False] if args.pid else float("nan")
         print(
-            f"| {sampler} {scheduler} | {wall_ratio:.3f} (median {statistics.median(walls[True]):.1f} s vs "
-            f"{statistics.median(walls[False]):.1f} s) | {cpu_ratio:.3f} | {peaks[False]:.0f} MiB | "
-            f"{peaks[True]:.0f} MiB | {difference:+.2f} % |",
+            f"| {name} | {wall_ratio:.3f} (median {statistics.median(walls[True]):.1f} s vs "
+            f"{statistics.median(walls[False]):.1f} s) | {cpu_ratio:.3f} | {peak[False]:.0f} ({max(peaks[False]):.0f})"
+            f" MiB | {peak[True]:.0f} ({max(peaks[True]):.0f}) MiB | {difference:+.2f} % |",
             flush=True,
         )
     return 0

@@ -13,6 +13,8 @@ from typing import Any
 from .fields import JobSettings
 
 ENABLED_KEY = "Differential diffusion"
+#: Set instead of the settings when a job was stopped for an unusable argument.
+ERROR_KEY = "Differential diffusion error"
 KEYS: dict[str, str] = {
     "invert": "DD invert",
     "feather": "DD feather",
@@ -24,7 +26,7 @@ KEYS: dict[str, str] = {
     "exact_keep": "DD exact keep",
 }
 BOOLEAN_FIELDS = ("invert", "exact_keep")
-ALL_KEYS = (ENABLED_KEY, *KEYS.values())
+ALL_KEYS = (ENABLED_KEY, ERROR_KEY, *KEYS.values())
 
 
 def infotext_params(settings: JobSettings) -> dict[str, Any]:

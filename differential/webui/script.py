@@ -15,7 +15,7 @@ from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from . import host
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
-from .infotext import ALL_KEYS, ENABLED_KEY, KEYS, infotext_params, read_field
+from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState
 from .settings import default_value
 
@@ -183,6 +183,7 @@ class DifferentialDiffusionScript(scripts.Script):
         log(f"job stopped: {error}")
         if hasattr(p, "comment"):
             p.comment(f"{TITLE}: job stopped, {error}")
+        p.extra_generation_params[ERROR_KEY] = str(error)  # shown in the API response's info
         shared.state.interrupt()
 
     def process_before_every_sampling(self, p, *args, **kwargs):
