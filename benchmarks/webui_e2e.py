@@ -55,12 +55,13 @@ def reset_peak(pid: int | None) -> None:
             handle.write("5")
 
 
-def peak_rss_mib(pid: int | None) -> float:
+def status_mib(pid: int | None, key: str = "VmHWM") -> float:
+    """A memory figure of the process from /proc/<pid>/status (VmHWM: peak, VmRSS: now)."""
     if pid is None:
         return float("nan")
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -73,6 +74,13 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
+    parser.add_argument(
+        "--memory-blocks",
+        type=int,
+        default=0,
+        help="instead of timing: N requests without, then N with, per sampler; prints the "
+        "medians of each request's peak and of the resident memory after it",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -89,6 +97,8 @@ def main() -> int:
         cfg_scale=7,
     )
     endpoint = args.url.rstrip("/") + "/sdapi/v1/img2img"
+    if args.memory_blocks:
+        return memory_blocks(endpoint, base, white, args)
     print(f"{args.size}x{args.size}, {args.steps} steps, {args.pairs} alternating pairs per sampler")
     print(
         "| sampler | median wall ratio (with / without) | median CPU ratio | peak RSS without: median (max) |"
@@ -112,7 +122,7 @@ def main() -> int:
                 post(endpoint, request)
                 walls[enabled].append(time.perf_counter() - started)
                 cpus[enabled].append(cpu_seconds(args.pid) - cpu)
-                peaks[enabled].append(peak_rss_mib(args.pid))
+                peaks[enabled].append(status_mib(args.pid))
         wall_ratio = statistics.median(w / p for w, p in zip(walls[True], walls[False]))
         cpu_ratio = statistics.median(w / p for w, p in zip(cpus[True], cpus[False])) if args.pid else float("nan")
         peak = {enabled: statistics.median(values) for enabled, values in peaks.items()}
@@ -121,6 +131,38 @@ def main() -> int:
             f"| {name} | {wall_ratio:.3f} (median {statistics.median(walls[True]):.1f} s vs "
             f"{statistics.median(walls[False]):.1f} s) | {cpu_ratio:.3f} | {peak[False]:.0f} ({max(peaks[False]):.0f})"
             f" MiB | {peak[True]:.0f} ({max(peaks[True]):.0f}) MiB | {difference:+.2f} % |",
+            flush=True,
+        )
+    return 0
+
+
+def memory_blocks(endpoint: str, base: dict, white: str, args) -> int:
+    """Blocks of identical requests, so allocator state settles within each kind."""
+    print(f"{args.size}x{args.size}, {args.steps} steps, {args.memory_blocks} requests without then with")
+    print(
+        "| sampler | peak without | peak with | difference | resident after, without | resident after, with |"
+        " difference |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name in args.samplers:
+        sampler, scheduler = SAMPLERS[name]
+        payload = dict(base, sampler_name=sampler, scheduler=scheduler)
+        peaks, resident = {False: [], True: []}, {False: [], True: []}
+        for enabled in (False, True):
+            request = dict(payload)
+            if enabled:
+                request["alwayson_scripts"] = {"differential diffusion": {"args": [{"map": white}]}}
+            post(endpoint, request)  # settle
+            for _ in range(args.memory_blocks):
+                reset_peak(args.pid)
+                post(endpoint, request)
+                peaks[enabled].append(status_mib(args.pid))
+                resident[enabled].append(status_mib(args.pid, "VmRSS"))
+        p = {k: statistics.median(v) for k, v in peaks.items()}
+        r = {k: statistics.median(v) for k, v in resident.items()}
+        print(
+            f"| {name} | {p[False]:.0f} MiB | {p[True]:.0f} MiB | {100 * (p[True] - p[False]) / p[False]:+.2f} % | "
+            f"{r[False]:.0f} MiB | {r[True]:.0f} MiB | {100 * (r[True] - r[False]) / r[False]:+.2f} % |",
             flush=True,
         )
     return 0
