@@ -66,6 +66,18 @@ def status_mib(pid: int | None, key: str = "VmHWM") -> float:
     return float("nan")
 
 
+def header(*columns: str) -> None:
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+
+
+def sampler_payloads(base: dict, names: list[str]):
+    """``(name, request)`` for each sampler name of :data:`SAMPLERS`."""
+    for name in names:
+        sampler, scheduler = SAMPLERS[name]
+        yield name, dict(base, sampler_name=sampler, scheduler=scheduler)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:7860")
@@ -100,14 +112,15 @@ def main() -> int:
     if args.memory_blocks:
         return memory_blocks(endpoint, base, white, args)
     print(f"{args.size}x{args.size}, {args.steps} steps, {args.pairs} alternating pairs per sampler")
-    print(
-        "| sampler | median wall ratio (with / without) | median CPU ratio | peak RSS without: median (max) |"
-        " peak RSS with: median (max) | difference of medians |"
+    header(
+        "sampler",
+        "median wall ratio (with / without)",
+        "median CPU ratio",
+        "peak RSS without: median (max)",
+        "peak RSS with: median (max)",
+        "difference of medians",
     )
-    print("|---|---|---|---|---|---|")
-    for name in args.samplers:
-        sampler, scheduler = SAMPLERS[name]
-        payload = dict(base, sampler_name=sampler, scheduler=scheduler)
+    for name, payload in sampler_payloads(base, args.samplers):
         post(endpoint, payload)  # warm-up
         walls, cpus, peaks = ({False: [], True: []} for _ in range(3))
         for _ in range(args.pairs):
@@ -139,14 +152,16 @@ def main() -> int:
 def memory_blocks(endpoint: str, base: dict, white: str, args) -> int:
     """Blocks of identical requests, so allocator state settles within each kind."""
     print(f"{args.size}x{args.size}, {args.steps} steps, {args.memory_blocks} requests without then with")
-    print(
-        "| sampler | peak without | peak with | difference | resident after, without | resident after, with |"
-        " difference |"
+    header(
+        "sampler",
+        "peak without",
+        "peak with",
+        "difference",
+        "resident after, without",
+        "resident after, with",
+        "difference",
     )
-    print("|---|---|---|---|---|---|---|")
-    for name in args.samplers:
-        sampler, scheduler = SAMPLERS[name]
-        payload = dict(base, sampler_name=sampler, scheduler=scheduler)
+    for name, payload in sampler_payloads(base, args.samplers):
         peaks, resident = {False: [], True: []}, {False: [], True: []}
         for enabled in (False, True):
             request = dict(payload)

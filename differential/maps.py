@@ -51,14 +51,18 @@ def _check_size(width: int, height: int, field: str) -> None:
         raise MapError(field, f"image is {width}x{height} pixels", f"at most {MAX_MAP_PIXELS} pixels (e.g. 8192x8192)")
 
 
-def decode_image(data: bytes, field: str = "map") -> Image.Image:
-    """Open image bytes (PNG, JPEG, WebP, ...) with size checks before decoding."""
+def decode_image(data: bytes, field: str = "map", header_only: bool = False) -> Image.Image:
+    """Open image bytes (PNG, JPEG, WebP, ...) with size checks before decoding.
+
+    ``header_only`` stops after the header (format and size checked, no pixels decoded).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             _check_size(image.width, image.height, field)
-            image.load()
+            if not header_only:
+                image.load()
     except MapError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -68,7 +72,7 @@ def decode_image(data: bytes, field: str = "map") -> Image.Image:
     return image
 
 
-def decode_base64(text: str, field: str = "map") -> Image.Image:
+def decode_base64(text: str, field: str = "map", header_only: bool = False) -> Image.Image:
     """Decode a base64 image string, with or without a ``data:image/...;base64,`` prefix."""
     payload = _DATA_URL.sub("", text.strip(), count=1)
     try:
@@ -77,7 +81,7 @@ def decode_base64(text: str, field: str = "map") -> Image.Image:
         raise MapError(field, "not valid base64", "a base64-encoded PNG, JPEG or WebP image") from None
     if not data:
         raise MapError(field, "empty image data", "a base64-encoded PNG, JPEG or WebP image")
-    return decode_image(data, field)
+    return decode_image(data, field, header_only)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -165,6 +169,18 @@ def load_map(source: MapSource, field: str = "map") -> np.ndarray:
     if isinstance(opened, np.ndarray):
         return _array_to_unit(opened, field)
     return _image_to_unit(opened, field)
+
+
+def check_map(source: MapSource, field: str = "map") -> np.ndarray:
+    """Cheap check of a map for request validation: base64 and the image header (format, size)
+    for strings and bytes, full loading for the rest. Returns a 1x1 placeholder."""
+    if isinstance(source, str) and not _looks_like_path(source):
+        decode_base64(source, field, header_only=True)
+    elif isinstance(source, (bytes, bytearray)):
+        decode_image(bytes(source), field, header_only=True)
+    else:
+        load_map(source, field)
+    return np.zeros((1, 1), dtype=np.float32)
 
 
 def map_to_image(values: np.ndarray) -> Image.Image:

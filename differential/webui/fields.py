@@ -162,9 +162,9 @@ def _as_number(name: str, value: Any) -> float:
     return number
 
 
-def _load(name: str, value: Any) -> np.ndarray:
+def _load(name: str, value: Any, loader=load_map) -> np.ndarray:
     try:
-        return load_map(value, field=name)
+        return loader(value, field=name)
     except MapError as error:
         raise FieldError(error.field, error.problem, error.expected) from None
 
@@ -194,11 +194,12 @@ def normalise_args(args: Sequence[Any]) -> dict[str, Any]:
     return values
 
 
-def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = None) -> JobSettings:
+def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = None, loader=load_map) -> JobSettings:
     """Validate the script arguments (UI positional list or API dict) into :class:`JobSettings`.
 
     ``overrides`` (named values, e.g. from an XYZ plot axis) replace the arguments. A disabled
     job is not validated further: an API user can leave stale fields in a disabled request.
+    ``loader`` loads each map (``maps.check_map`` for a header-only check).
     """
     values = normalise_args(args)
     if overrides:
@@ -216,9 +217,9 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
         raw_maps = values["maps"]
         if not isinstance(raw_maps, (list, tuple)) or not raw_maps:
             raise FieldError("maps", f"got {type(raw_maps).__name__}", "a non-empty list of images")
-        maps = [_load(f"maps[{index}]", item) for index, item in enumerate(raw_maps)]
+        maps = [_load(f"maps[{index}]", item, loader) for index, item in enumerate(raw_maps)]
     elif values.get("map") is not None:
-        maps = [_load("map", values["map"])]
+        maps = [_load("map", values["map"], loader)]
     else:
         raise FieldError("map", "no change map given", "an image (white = change, black = keep)")
     return JobSettings(enabled=True, maps=maps, adjust=adjust, exact_keep=_as_bool("exact_keep", values["exact_keep"]))

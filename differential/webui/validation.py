@@ -1,7 +1,9 @@
 """Refuse bad API requests before A1111 starts the job (HTTP 422 naming the field).
 
-A1111 swallows exceptions raised in script hooks, so a bad field found there can only switch
-the extension off for that job. Requests to ``/sdapi/v1/img2img`` that carry this script's
+A1111 swallows exceptions raised in script hooks, so a bad field found there can only stop the
+job. Maps are checked here up to their header (base64, format, size); an image whose data is
+corrupt past a valid header is found when the job decodes it, and that job is stopped with the
+reason in the response's info. Requests to ``/sdapi/v1/img2img`` that carry this script's
 arguments are therefore checked first, by an ASGI middleware that reads the body, validates it
 with the same parser the script uses, and either answers 422 or replays the body to A1111.
 No A1111 import here.
@@ -13,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..maps import check_map
 from .fields import TITLE, FieldError, parse_settings
 
 IMG2IMG_PATH = "/sdapi/v1/img2img"
@@ -43,7 +46,8 @@ def validate_img2img_request(body: Any) -> FieldError | None:
     if not isinstance(args, list):
         return FieldError(f"{prefix}.args", f"got {type(args).__name__}", "a list: [{...named fields...}]")
     try:
-        settings = parse_settings(args)
+        # Header-only map check: the pixels are decoded once, in the job (process()).
+        settings = parse_settings(args, loader=check_map)
     except FieldError as error:
         return error
     if not settings.enabled:
