@@ -12,6 +12,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+#: Valid range of each numeric adjustment (inclusive).
+RANGES: dict[str, tuple[float, float]] = {
+    "feather": (0.0, 256.0),
+    "black_point": (0.0, 1.0),
+    "white_point": (0.0, 1.0),
+    "gamma": (0.01, 100.0),
+    "strength_at_black": (0.0, 1.0),
+    "strength_at_white": (0.0, 1.0),
+}
+
 
 @dataclass(frozen=True)
 class MapAdjustments:
@@ -47,12 +57,10 @@ class MapAdjustments:
                 found.append((name, f"got {value!r}", "a finite number"))
         if found:
             return found
-        if not 0.0 <= self.feather <= 256.0:
-            found.append(("feather", f"got {self.feather}", "pixels in [0, 256]"))
-        for name in ("black_point", "white_point", "strength_at_black", "strength_at_white"):
+        for name, (low, high) in RANGES.items():
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                found.append((name, f"got {value}", "a fraction in [0, 1]"))
+            if not low <= value <= high:
+                found.append((name, f"got {value}", f"a number in [{low:g}, {high:g}]"))
         if self.white_point <= self.black_point:
             found.append(
                 (
@@ -61,8 +69,6 @@ class MapAdjustments:
                     "white_point > black_point",
                 )
             )
-        if not 0.01 <= self.gamma <= 100.0:
-            found.append(("gamma", f"got {self.gamma}", "a number in [0.01, 100]"))
         return found
 
     @property

@@ -88,23 +88,26 @@ def _looks_like_path(text: str) -> bool:
     return len(text) < 4096 and not _DATA_URL.match(text) and os.path.isfile(text)
 
 
-def open_map(source: MapSource, field: str = "map") -> Image.Image | np.ndarray:
-    """Turn any accepted source into a PIL image (or leave a numpy array as it is)."""
+def open_map(source: MapSource, field: str = "map", header_only: bool = False) -> Image.Image | np.ndarray:
+    """Turn any accepted source into a PIL image (or leave a numpy array as it is).
+
+    ``header_only``: encoded images are opened up to their header, not decoded.
+    """
     if isinstance(source, Image.Image):
         _check_size(source.width, source.height, field)
         return source
     if isinstance(source, np.ndarray):
         return source
     if isinstance(source, (bytes, bytearray)):
-        return decode_image(bytes(source), field)
+        return decode_image(bytes(source), field, header_only)
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
         try:
             with open(source, "rb") as handle:
-                return decode_image(handle.read(), field)
+                return decode_image(handle.read(), field, header_only)
         except OSError as error:
             raise MapError(field, f"cannot read file ({error})", "a readable image file") from None
     if isinstance(source, str):
-        return decode_base64(source, field)
+        return decode_base64(source, field, header_only)
     raise MapError(
         field, f"unsupported type {type(source).__name__}", "a PIL image, numpy array, path, bytes or base64 string"
     )
@@ -172,14 +175,11 @@ def load_map(source: MapSource, field: str = "map") -> np.ndarray:
 
 
 def check_map(source: MapSource, field: str = "map") -> np.ndarray:
-    """Cheap check of a map for request validation: base64 and the image header (format, size)
-    for strings and bytes, full loading for the rest. Returns a 1x1 placeholder."""
-    if isinstance(source, str) and not _looks_like_path(source):
-        decode_base64(source, field, header_only=True)
-    elif isinstance(source, (bytes, bytearray)):
-        decode_image(bytes(source), field, header_only=True)
-    else:
-        load_map(source, field)
+    """Cheap check of a map for request validation: encoded images up to their header (format,
+    size), arrays fully. Returns a 1x1 placeholder."""
+    opened = open_map(source, field, header_only=True)
+    if isinstance(opened, np.ndarray):
+        _array_to_unit(opened, field)
     return np.zeros((1, 1), dtype=np.float32)
 
 

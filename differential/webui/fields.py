@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adjust import MapAdjustments
+from ..adjust import RANGES, MapAdjustments
 from ..maps import MapError, load_map
 
 TITLE = "Differential Diffusion"
@@ -46,15 +46,6 @@ class Field:
     maximum: float | None = None
 
 
-_NUMBER_RANGES = {
-    "feather": (0.0, 256.0),
-    "black_point": (0.0, 1.0),
-    "white_point": (0.0, 1.0),
-    "gamma": (0.01, 100.0),
-    "strength_at_black": (0.0, 1.0),
-    "strength_at_white": (0.0, 1.0),
-}
-
 FIELDS: tuple[Field, ...] = (
     Field("enabled", "bool", False, "Turn Differential Diffusion on for this job."),
     Field(
@@ -70,42 +61,42 @@ FIELDS: tuple[Field, ...] = (
         "number",
         0.0,
         "Gaussian blur of the map, standard deviation in pixels (0 = off).",
-        *_NUMBER_RANGES["feather"],
+        *RANGES["feather"],
     ),
     Field(
         "black_point",
         "number",
         0.0,
         "Levels: map values at or below this become 0 (keep).",
-        *_NUMBER_RANGES["black_point"],
+        *RANGES["black_point"],
     ),
     Field(
         "white_point",
         "number",
         1.0,
         "Levels: map values at or above this become 1 (full change).",
-        *_NUMBER_RANGES["white_point"],
+        *RANGES["white_point"],
     ),
     Field(
         "gamma",
         "number",
         1.0,
         "Levels: midtone gamma; v ** (1 / gamma), above 1 = more change.",
-        *_NUMBER_RANGES["gamma"],
+        *RANGES["gamma"],
     ),
     Field(
         "strength_at_black",
         "number",
         0.0,
         "Strength given to black, as a fraction of Denoising strength.",
-        *_NUMBER_RANGES["strength_at_black"],
+        *RANGES["strength_at_black"],
     ),
     Field(
         "strength_at_white",
         "number",
         1.0,
         "Strength given to white, as a fraction of Denoising strength.",
-        *_NUMBER_RANGES["strength_at_white"],
+        *RANGES["strength_at_white"],
     ),
     Field(
         "exact_keep",
@@ -207,7 +198,7 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
     enabled = _as_bool("enabled", values["enabled"] if values["enabled"] is not None else False)
     if not enabled:
         return JobSettings(enabled=False)
-    numbers = {name: _as_number(name, values[name]) for name in _NUMBER_RANGES}
+    numbers = {name: _as_number(name, values[name]) for name in RANGES}
     adjust = MapAdjustments(invert=_as_bool("invert", values["invert"]), **numbers)
     for name, problem, expected in adjust.problems():
         raise FieldError(name, problem, expected)
@@ -223,6 +214,20 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
     else:
         raise FieldError("map", "no change map given", "an image (white = change, black = keep)")
     return JobSettings(enabled=True, maps=maps, adjust=adjust, exact_keep=_as_bool("exact_keep", values["exact_keep"]))
+
+
+def check_map_count(count: int, init_images: int, batch_size: int) -> None:
+    """One map for all init images, or exactly one per init image (each in its own batch row)."""
+    if init_images and count not in (1, init_images):
+        raise FieldError(
+            "maps", f"{count} maps for {init_images} init images", f"1 map, or {init_images} (one per init image)"
+        )
+    if count > 1 and count > batch_size:
+        raise FieldError(
+            "maps",
+            f"{count} maps with batch size {batch_size}",
+            f"batch size >= {count} (A1111 puts one init image per batch row)",
+        )
 
 
 def json_schema() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from ..blend import DifferentialBlend, Noising, Prediction
 from ..composite import keep_alpha, restore_kept_pixels
 from ..geometry import CropRegion, latent_grid, to_latent_grid
 from ..schedule import release_steps
-from .fields import FieldError, JobSettings
+from .fields import FieldError, JobSettings, check_map_count
 
 #: Attribute of A1111's processing object that holds the :class:`JobState`.
 STATE_ATTRIBUTE = "differential_diffusion"
@@ -59,17 +59,7 @@ class JobState:
 
     def check_batch(self, init_images: int, batch_size: int) -> None:
         """One map for all init images, or exactly one per init image."""
-        count = len(self.settings.maps)
-        if count not in (1, init_images):
-            raise FieldError(
-                "maps", f"{count} maps for {init_images} init images", f"1 map, or {init_images} (one per init image)"
-            )
-        if count > 1 and count > batch_size:
-            raise FieldError(
-                "maps",
-                f"{count} maps with batch size {batch_size}",
-                f"batch size >= {count} (A1111 puts one init image per batch row)",
-            )
+        check_map_count(len(self.settings.maps), init_images, batch_size)
 
     def prepare_maps(self, geometry: Geometry, latent_hw: tuple[int, int]) -> torch.Tensor:
         """Adjusted maps in the job's pixel frame and on the latent grid (once per job)."""

@@ -17,25 +17,11 @@ from . import host
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState
-from .settings import default_value
+from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, default_value
 
 #: elem_ids of A1111's img2img init image components, in tab order, and its strength slider.
 INIT_IMAGE_IDS = ("img2img_image", "img2img_sketch", "img2maskimg", "inpaint_sketch", "img_inpaint_base")
 DENOISING_ID = "img2img_denoising_strength"
-#: Panel controls (label; slider range and step). Labels state the polarity.
-CHECKBOXES = {
-    "invert": "Invert map (for maps where white = keep)",
-    "exact_keep": "Pixel-exact keep (restore input pixels where the map is black)",
-}
-SLIDERS = {
-    "feather": ("Feather (Gaussian blur of the map, px)", 0.0, 64.0, 0.5),
-    "black_point": ("Black point (at or below: keep)", 0.0, 1.0, 0.01),
-    "white_point": ("White point (at or above: full change)", 0.0, 1.0, 0.01),
-    "gamma": ("Gamma (above 1: more change in midtones)", 0.1, 10.0, 0.05),
-    "strength_at_black": ("Strength at black (fraction of Denoising strength)", 0.0, 1.0, 0.01),
-    "strength_at_white": ("Strength at white (fraction of Denoising strength)", 0.0, 1.0, 0.01),
-}
-SLIDER_ROWS = (("feather",), ("black_point", "white_point", "gamma"), ("strength_at_black", "strength_at_white"))
 #: Attribute prefix an XYZ plot axis sets on the processing object to override a field.
 OVERRIDE_PREFIX = "dd_"
 

@@ -7,6 +7,21 @@ from typing import Any
 from .fields import FIELDS, TITLE
 
 SECTION = ("differential_diffusion", TITLE)
+#: Panel controls (label; slider range and step), also used for their defaults in Settings.
+#: Labels state the polarity.
+CHECKBOXES = {
+    "invert": "Invert map (for maps where white = keep)",
+    "exact_keep": "Pixel-exact keep (restore input pixels where the map is black)",
+}
+SLIDERS = {
+    "feather": ("Feather (Gaussian blur of the map, px)", 0.0, 64.0, 0.5),
+    "black_point": ("Black point (at or below: keep)", 0.0, 1.0, 0.01),
+    "white_point": ("White point (at or above: full change)", 0.0, 1.0, 0.01),
+    "gamma": ("Gamma (above 1: more change in midtones)", 0.1, 10.0, 0.05),
+    "strength_at_black": ("Strength at black (fraction of Denoising strength)", 0.0, 1.0, 0.01),
+    "strength_at_white": ("Strength at white (fraction of Denoising strength)", 0.0, 1.0, 0.01),
+}
+SLIDER_ROWS = (("feather",), ("black_point", "white_point", "gamma"), ("strength_at_black", "strength_at_white"))
 #: Fields whose panel default is configurable in Settings -> Differential Diffusion.
 DEFAULTED = tuple(f for f in FIELDS if f.kind in ("bool", "number") and f.name != "enabled")
 #: Fields offered as XYZ plot axes.
@@ -36,12 +51,9 @@ def on_ui_settings() -> None:
         if spec.kind == "bool":
             info = shared.OptionInfo(spec.default, f"Default: {spec.description}", gr.Checkbox)
         else:
-            upper = 64.0 if spec.name == "feather" else min(spec.maximum, 10.0)
+            label, minimum, maximum, step = SLIDERS[spec.name]
             info = shared.OptionInfo(
-                spec.default,
-                f"Default {spec.name.replace('_', ' ')}: {spec.description}",
-                gr.Slider,
-                {"minimum": spec.minimum, "maximum": upper, "step": 0.01},
+                spec.default, f"Default: {label}", gr.Slider, {"minimum": minimum, "maximum": maximum, "step": step}
             )
         info.section = SECTION
         shared.opts.add_option(option_key(spec.name), info)

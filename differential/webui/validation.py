@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..maps import check_map
-from .fields import TITLE, FieldError, parse_settings
+from .fields import TITLE, FieldError, check_map_count, parse_settings
 
 IMG2IMG_PATH = "/sdapi/v1/img2img"
 
@@ -52,21 +52,16 @@ def validate_img2img_request(body: Any) -> FieldError | None:
         return error
     if not settings.enabled:
         return None
-    init_images = body.get("init_images") or []
-    count = len(settings.maps)
-    if isinstance(init_images, list) and init_images and count not in (1, len(init_images)):
-        return FieldError(
-            "maps",
-            f"{count} maps for {len(init_images)} init images",
-            f"1 map, or {len(init_images)} (one per init image)",
-        )
+    init_images = body.get("init_images")
     batch_size = body.get("batch_size", 1)
-    if count > 1 and isinstance(batch_size, int) and batch_size < count:
-        return FieldError(
-            "maps",
-            f"{count} maps with batch_size {batch_size}",
-            f"batch_size >= {count} (A1111 puts one init image per batch row)",
+    try:
+        check_map_count(
+            len(settings.maps),
+            len(init_images) if isinstance(init_images, list) else 0,
+            batch_size if isinstance(batch_size, int) else len(settings.maps),
         )
+    except FieldError as error:
+        return error
     return None
 
 
