@@ -70,6 +70,13 @@ def test_disabled_jobs_are_not_validated():
         ({"enabled": True, "maps": [WHITE, "x!"]}, "maps[1]", "base64"),
         ({"enabled": True, "map": WHITE, "maps": [WHITE]}, "maps", "one of them"),
         ({"enabled": True, "mapp": WHITE}, "mapp", "one of enabled, map"),
+        ({"enabled": True, "source": "spiral"}, "source", "one of upload, paint, linear"),
+        ({"enabled": True, "source": "paint"}, "paint", "nothing painted"),
+        ({"enabled": True, "source": "paint", "paint": " "}, "paint", "nothing painted"),
+        ({"enabled": True, "source": "linear", "easing": "bounce"}, "easing", "smoothstep"),
+        ({"enabled": True, "source": "radial", "radial_x": 1.5}, "radial_x", r"\[0, 1\]"),
+        ({"enabled": True, "source": "depth", "depth_model": 3}, "depth_model", "a string"),
+        ({"enabled": True, "map_dir": ["a"]}, "map_dir", "a string"),
     ],
 )
 def test_errors_name_the_field(named, field, message):
@@ -209,6 +216,23 @@ def test_request_validation_passes_good_and_foreign_requests():
     assert validate_img2img_request([1, 2]) is None
 
 
+def test_request_validation_of_map_sources():
+    from differential.webui.validation import validate_img2img_request
+
+    def request(fields, **body):
+        return {"init_images": ["a", "b"], **body, "alwayson_scripts": {"differential diffusion": {"args": [fields]}}}
+
+    assert validate_img2img_request(request({"source": "linear"}, batch_size=2)) is None
+    assert validate_img2img_request(request({"source": "mask"}, mask="m")) is None
+    error = validate_img2img_request(request({"source": "mask"}))
+    assert error.field == "source" and "`mask`" in error.problem
+    error = validate_img2img_request(request({"map": WHITE, "map_dir": "/srv/maps"}))
+    assert error.field == "map_dir" and "`maps`" in error.expected
+    missing = validate_img2img_request(request({"source": "depth"}), depth_problem=lambda name: "no estimator here")
+    assert missing.field == "source" and "no estimator here" in missing.problem
+    assert validate_img2img_request(request({"source": "depth"}), depth_problem=lambda name: None) is None
+
+
 def test_middleware_answers_422_or_replays_the_body():
     import asyncio
     import json as jsonlib
@@ -273,7 +297,9 @@ def test_parser_never_fails_other_than_with_a_field_error(args):
         return
     assert isinstance(parsed.enabled, bool)
     if parsed.enabled:
-        assert parsed.maps and not parsed.adjust.problems()
+        # a map, or one to be made in the job (generated source, Batch tab folder)
+        assert parsed.maps or parsed.source.generated or parsed.map_dir
+        assert not parsed.adjust.problems()
 
 
 def test_nothing_of_a_finished_job_stays_referenced():

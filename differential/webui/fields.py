@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..adjust import RANGES, MapAdjustments
+from ..generators import EASINGS
 from ..maps import MapError, load_map
+from ..sources import GENERATED, PARAMETER_RANGES, SOURCES, MapSource
 
 TITLE = "Differential Diffusion"
 
@@ -39,11 +41,12 @@ class FieldError(ValueError):
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # "bool", "number", "image", "images"
+    kind: str  # "bool", "number", "image", "images", "choice", "text"
     default: Any
     description: str
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 FIELDS: tuple[Field, ...] = (
@@ -105,6 +108,67 @@ FIELDS: tuple[Field, ...] = (
         "Pixel-exact keep: after decoding, restore the input's pixels where the "
         "map is black (strength 0), fading out up to map value 0.05.",
     ),
+    # Appended after the first release's fields: positional API lists of 10 still work.
+    Field(
+        "source",
+        "choice",
+        "upload",
+        "Where the map comes from: upload (`map`/`maps`), paint (`paint`), linear or radial "
+        "gradient (parameters below), mask (the job's inpaint mask), luminance (the init "
+        "image's brightness), depth (a depth estimate of the init image).",
+        choices=SOURCES,
+    ),
+    Field("paint", "image", None, "The map painted in the panel (source `paint`); any image is accepted."),
+    Field(
+        "gradient_angle",
+        "number",
+        0.0,
+        "Linear gradient direction in degrees: 0 = keep left, change right; 90 = keep top, change bottom.",
+        *PARAMETER_RANGES["gradient_angle"],
+    ),
+    Field(
+        "gradient_start",
+        "number",
+        0.0,
+        "Linear gradient: position (fraction of the image along the direction) where change starts rising from 0.",
+        *PARAMETER_RANGES["gradient_start"],
+    ),
+    Field(
+        "gradient_end",
+        "number",
+        1.0,
+        "Linear gradient: position where change reaches 1 (full).",
+        *PARAMETER_RANGES["gradient_end"],
+    ),
+    Field("radial_x", "number", 0.5, "Radial gradient centre, fraction of the width.", *PARAMETER_RANGES["radial_x"]),
+    Field("radial_y", "number", 0.5, "Radial gradient centre, fraction of the height.", *PARAMETER_RANGES["radial_y"]),
+    Field(
+        "radial_inner",
+        "number",
+        0.1,
+        "Radial gradient: keep (0) within this radius, a fraction of the shorter side.",
+        *PARAMETER_RANGES["radial_inner"],
+    ),
+    Field(
+        "radial_outer",
+        "number",
+        0.5,
+        "Radial gradient: full change (1) beyond this radius, a fraction of the shorter side.",
+        *PARAMETER_RANGES["radial_outer"],
+    ),
+    Field("easing", "choice", "linear", "Gradient easing curve.", choices=EASINGS),
+    Field(
+        "depth_model",
+        "text",
+        "",
+        "Depth source: name of the depth estimator to use (empty = the first one found).",
+    ),
+    Field(
+        "map_dir",
+        "text",
+        "",
+        "img2img Batch tab only: folder of change maps, matched to the input images by file name.",
+    ),
 )
 #: Order of the UI's positional arguments (and of an API positional list).
 POSITIONAL: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -121,6 +185,8 @@ class JobSettings:
     maps: list[np.ndarray] = field(default_factory=list)
     adjust: MapAdjustments = field(default_factory=MapAdjustments)
     exact_keep: bool = False
+    source: MapSource = field(default_factory=MapSource)
+    map_dir: str = ""
 
     @property
     def map_hashes(self) -> list[str]:
@@ -151,6 +217,22 @@ def _as_number(name: str, value: Any) -> float:
     if not spec.minimum <= number <= spec.maximum:
         raise FieldError(name, f"got {number:g}", f"a number in [{spec.minimum:g}, {spec.maximum:g}]")
     return number
+
+
+def _as_choice(name: str, value: Any) -> str:
+    choices = ALL_FIELDS[name].choices
+    if not isinstance(value, str) or value not in choices:
+        raise FieldError(name, f"got {value!r}", f"one of {', '.join(choices)}")
+    return value
+
+
+def _as_text(name: str, value: Any, limit: int = 4096) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit:
+        shown = f"{len(value)} characters" if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+        raise FieldError(name, f"got {shown}", f"a string of at most {limit} characters")
+    return value.strip()
 
 
 def _load(name: str, value: Any, loader=load_map) -> np.ndarray:
@@ -202,6 +284,27 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
     adjust = MapAdjustments(invert=_as_bool("invert", values["invert"]), **numbers)
     for name, problem, expected in adjust.problems():
         raise FieldError(name, problem, expected)
+    source = MapSource(
+        kind=_as_choice("source", values["source"]),
+        easing=_as_choice("easing", values["easing"]),
+        depth_model=_as_text("depth_model", values["depth_model"]),
+        **{name: _as_number(name, values[name]) for name in PARAMETER_RANGES},
+    )
+    settings = JobSettings(
+        enabled=True,
+        adjust=adjust,
+        exact_keep=_as_bool("exact_keep", values["exact_keep"]),
+        source=source,
+        map_dir=_as_text("map_dir", values["map_dir"]),
+    )
+    if source.kind in GENERATED:
+        return settings  # made in the job, from its own inputs (`map`, `maps`, `paint` unused)
+    if source.kind == "paint":
+        painted = values.get("paint")
+        if painted is None or (isinstance(painted, str) and not painted.strip()):
+            raise FieldError("paint", "nothing painted", "a painted map (or an image) for source `paint`")
+        settings.maps = [_load("paint", values["paint"], loader)]
+        return settings
     if values.get("maps") is not None and values.get("map") is not None:
         raise FieldError("maps", "both `map` and `maps` given", "one of them")
     if values.get("maps") is not None:
@@ -211,9 +314,12 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
         maps = [_load(f"maps[{index}]", item, loader) for index, item in enumerate(raw_maps)]
     elif values.get("map") is not None:
         maps = [_load("map", values["map"], loader)]
+    elif settings.map_dir:
+        maps = []  # Batch tab: each image's map comes from the folder (see webui.sourcing)
     else:
         raise FieldError("map", "no change map given", "an image (white = change, black = keep)")
-    return JobSettings(enabled=True, maps=maps, adjust=adjust, exact_keep=_as_bool("exact_keep", values["exact_keep"]))
+    settings.maps = maps
+    return settings
 
 
 def check_map_count(count: int, init_images: int, batch_size: int) -> None:
@@ -238,6 +344,10 @@ def json_schema() -> dict[str, Any]:
             prop: dict[str, Any] = {"type": "boolean", "default": spec.default}
         elif spec.kind == "number":
             prop = {"type": "number", "default": spec.default, "minimum": spec.minimum, "maximum": spec.maximum}
+        elif spec.kind == "choice":
+            prop = {"type": "string", "enum": list(spec.choices), "default": spec.default}
+        elif spec.kind == "text":
+            prop = {"type": "string", "default": spec.default}
         elif spec.kind == "image":
             prop = {"type": ["string", "null"], "contentEncoding": "base64", "default": None}
         else:

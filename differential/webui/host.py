@@ -7,8 +7,11 @@ for :mod:`differential.webui.job`.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..geometry import CropRegion
 from .job import Geometry, Schedule
@@ -77,3 +80,42 @@ def processed_originals(p, geometry: Geometry) -> list[Image.Image]:
             image = image.resize((geometry.width, geometry.height), Image.LANCZOS)
         originals.append(image.convert("RGB"))
     return originals
+
+
+def binary_mask(mask: Image.Image | None, round_mask: bool = True, invert: bool = False) -> Image.Image | None:
+    """An inpaint mask as A1111 reads it (``L``, white = repaint), before blur and crop.
+
+    Follows ``StableDiffusionProcessingImg2Img.init``: alpha or luminance, rounded unless
+    ``round_mask`` is off, inverted for "Inpaint not masked". None without a mask.
+    """
+    from modules import processing
+
+    if mask is None:
+        return None
+    mask = processing.create_binary_mask(mask, round=round_mask)
+    return ImageOps.invert(mask) if invert else mask
+
+
+def inpaint_mask(p) -> Image.Image | None:
+    """The job's inpaint mask (see :func:`binary_mask`)."""
+    return binary_mask(
+        getattr(p, "image_mask", None), getattr(p, "mask_round", True), bool(getattr(p, "inpainting_mask_invert", 0))
+    )
+
+
+def batch_image_path(p) -> Path | None:
+    """The input file of the img2img Batch tab's current image, or None outside that tab.
+
+    A1111 v1.10.1 does not tell scripts which file a batch image came from (the image is a copy
+    without ``filename``), so this reads the ``image`` local of ``modules.img2img.process_batch``
+    on the call stack, the loop that is running this job. Only a frame of that exact function
+    is read; anything else gives None.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "process_batch" and frame.f_globals.get("__name__") == "modules.img2img":
+            image = frame.f_locals.get("image")
+            return Path(image) if isinstance(image, str) and image else None
+        frame = frame.f_back
+    return None

@@ -1,8 +1,10 @@
 """Infotext (generation parameters) keys: what is written, and how it is read back.
 
-Every setting is written, so an image's PNG Info reproduces the job. An uploaded map cannot be
-stored in the infotext; it is recorded by its short content hash (see ``fields.map_hash``).
-This module does not import A1111.
+Every setting is written, so an image's PNG Info reproduces the job. An uploaded or painted
+map cannot be stored in the infotext; it is recorded by its short content hash (see
+``fields.map_hash``). A generated map is recorded by its source and that source's parameters,
+which regenerate it exactly (its hash is written too, to check). This module does not import
+A1111.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .fields import JobSettings
+from ..sources import SOURCE_PARAMETERS
+from .fields import ALL_FIELDS, JobSettings
 
 ENABLED_KEY = "Differential diffusion"
 #: Set instead of the settings when a job was stopped for an unusable argument.
@@ -24,17 +27,50 @@ KEYS: dict[str, str] = {
     "strength_at_black": "DD strength at black",
     "strength_at_white": "DD strength at white",
     "exact_keep": "DD exact keep",
+    "source": "DD source",
+    "gradient_angle": "DD angle",
+    "gradient_start": "DD start",
+    "gradient_end": "DD end",
+    "radial_x": "DD centre x",
+    "radial_y": "DD centre y",
+    "radial_inner": "DD inner radius",
+    "radial_outer": "DD outer radius",
+    "easing": "DD easing",
+    "depth_model": "DD depth model",
 }
+#: The adjustments and options written for every enabled job (the source's own keys follow it).
+COMMON_FIELDS = ("invert", "feather", "black_point", "white_point", "gamma", "strength_at_black", "strength_at_white")
 BOOLEAN_FIELDS = ("invert", "exact_keep")
-ALL_KEYS = (ENABLED_KEY, ERROR_KEY, *KEYS.values())
+#: img2img Batch tab: the map file used for this image, or the image that had none.
+MAP_FILE_KEY = "DD map file"
+NO_MAP_KEY = "DD no map for"
+ALL_KEYS = (ENABLED_KEY, ERROR_KEY, *KEYS.values(), MAP_FILE_KEY, NO_MAP_KEY)
 
 
-def infotext_params(settings: JobSettings) -> dict[str, Any]:
-    """The ``p.extra_generation_params`` entries for an enabled job."""
+def _format(value: Any) -> Any:
+    return value if isinstance(value, (bool, str)) else round(float(value), 4)
+
+
+def infotext_params(settings: JobSettings, notes: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``p.extra_generation_params`` entries for an enabled job.
+
+    ``notes`` (from the Batch tab's map folder): ``file`` = the map file used, ``missing`` = the
+    input image that had none.
+    """
     params: dict[str, Any] = {ENABLED_KEY: "map " + "+".join(settings.map_hashes)}
-    for name, key in KEYS.items():
-        value = settings.exact_keep if name == "exact_keep" else getattr(settings.adjust, name)
-        params[key] = value if isinstance(value, bool) else round(float(value), 4)
+    for name in COMMON_FIELDS:
+        params[KEYS[name]] = _format(getattr(settings.adjust, name))
+    params[KEYS["exact_keep"]] = settings.exact_keep
+    params[KEYS["source"]] = settings.source.kind
+    for name in SOURCE_PARAMETERS.get(settings.source.kind, ()):
+        value = getattr(settings.source, name)
+        if value != "":
+            params[KEYS[name]] = _format(value)
+    notes = notes or {}
+    if "file" in notes:
+        params[MAP_FILE_KEY] = notes["file"]
+    if "missing" in notes:
+        params[NO_MAP_KEY] = notes["missing"]
     return params
 
 
@@ -53,9 +89,12 @@ def read_field(params: Mapping[str, Any], name: str) -> Any:
         return ENABLED_KEY in params
     raw = params.get(KEYS[name])
     if raw is None:
-        return None
+        # An image made before map sources existed used an uploaded map.
+        return "upload" if name == "source" and ENABLED_KEY in params else None
     if name in BOOLEAN_FIELDS:
         return parse_bool(raw)
+    if ALL_FIELDS[name].kind in ("choice", "text"):
+        return str(raw)
     try:
         return float(raw)
     except (TypeError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__
+from . import depth
 from .fields import POSITIONAL, TITLE, json_schema
 from .validation import RequestValidationMiddleware
 
@@ -21,4 +22,13 @@ def on_app_started(demo, app) -> None:
     if not any(m.cls is RequestValidationMiddleware for m in app.user_middleware):
         # As A1111 does in initialize_util.setup_middleware: reset, add, rebuilt on next request.
         app.middleware_stack = None
-        app.add_middleware(RequestValidationMiddleware)
+        app.add_middleware(RequestValidationMiddleware, depth_problem=depth_problem)
+
+
+def depth_problem(depth_model: str) -> str | None:
+    """Why the Depth source cannot run (None when an estimator is on disk)."""
+    try:
+        depth.estimator(depth_model)
+    except LookupError as error:
+        return str(error)
+    return None

@@ -11,19 +11,42 @@ from modules import scripts
 from modules.ui_components import InputAccordion
 
 from ..adjust import apply_adjustments
+from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
-from . import host
+from ..sources import SOURCE_LABELS
+from . import depth, host, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
-from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, infotext_params, read_field
+from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState
-from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, default_value
+from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, SOURCE_SLIDER_ROWS, default_value
 
 #: elem_ids of A1111's img2img init image components, in tab order, and its strength slider.
 INIT_IMAGE_IDS = ("img2img_image", "img2img_sketch", "img2maskimg", "inpaint_sketch", "img_inpaint_base")
 DENOISING_ID = "img2img_denoising_strength"
+#: The inpaint mask sources: the Inpaint tab's drawn mask (inside ``img2maskimg``), the Inpaint
+#: upload tab's mask, and the "Mask mode" radio (index 1 = inpaint not masked).
+UPLOAD_MASK_ID = "img_inpaint_mask"
+MASK_MODE_ID = "img2img_mask_mode"
+#: Host components the preview reads, in the order they follow the panel's fields.
+PREVIEW_HOST_IDS = (*INIT_IMAGE_IDS, UPLOAD_MASK_ID, MASK_MODE_ID, DENOISING_ID)
 #: Attribute prefix an XYZ plot axis sets on the processing object to override a field.
 OVERRIDE_PREFIX = "dd_"
+#: The panel groups shown for each source.
+SOURCE_HELP = {
+    "upload": None,
+    "paint": "Paint on the init image: **white = change, black = keep**. Eraser removes strokes down to "
+    "the fill; Fill sets the whole map to the brush value. Zoom and pan as on A1111's canvases "
+    "(the keys are listed under the canvas).",
+    "linear": "Keep at *Start*, full change at *End*, along *Angle*.",
+    "radial": "Keep inside the inner radius around the centre, full change beyond the outer radius "
+    "(tick *Invert map* to change the middle instead).",
+    "mask": "Uses the inpaint mask of the **Inpaint** / **Inpaint upload** tabs (white = repaint) and its "
+    "*Mask mode*. Raise **Feather** for soft inpainting: the strength fades across the mask edge.",
+    "luminance": "The init image's brightness: **bright = change**, dark = keep (*Invert map* for the "
+    "opposite). Shape it with the levels below.",
+    "depth": None,  # filled in at UI time: the estimators found, or what is missing
+}
 
 
 def log(message: str) -> None:
@@ -39,25 +62,59 @@ def _first_image(values: list[Any]):
     return None
 
 
-def render_preview(change_map, denoising_strength, *values):
-    """UI preview: per-cell strength ``D * v`` over the init image, at the init image's size.
+def _preview_mask(host_values: dict[str, Any]):
+    drawn = host_values.get("img2maskimg")
+    mask = drawn.get("mask") if isinstance(drawn, dict) else None
+    if mask is None or not mask.getbbox():
+        mask = host_values.get(UPLOAD_MASK_ID)
+    return host.binary_mask(mask, invert=host_values.get(MASK_MODE_ID) == 1)
 
-    ``values`` are the panel's fields after ``map`` (``POSITIONAL[2:]``), then A1111's init
-    image components (:data:`INIT_IMAGE_IDS`). Returns None until a map and an image exist.
+
+def preview_cells(*values) -> tuple[Any, np.ndarray] | None:
+    """``(init image, per-cell strength)`` for the panel's current values, or None.
+
+    ``values`` are the panel's fields after ``enabled`` (``POSITIONAL[1:]``), then the host
+    components :data:`PREVIEW_HOST_IDS`. Strength = Denoising strength x adjusted map value.
     """
-    named = dict(zip(POSITIONAL[2:], values))
-    init = _first_image(list(values[len(POSITIONAL) - 2 :]))
-    if change_map is None or init is None:
+    count = len(POSITIONAL) - 1
+    named = dict(zip(POSITIONAL[1:], values[:count]))
+    host_values = dict(zip(PREVIEW_HOST_IDS, values[count:]))
+    init = _first_image([host_values.get(elem_id) for elem_id in INIT_IMAGE_IDS])
+    if init is None:
         return None
+    named["map_dir"] = ""
     try:
-        settings = parse_settings([{"enabled": True, "map": change_map, **named}])
+        settings = parse_settings([{"enabled": True, **named}])
+        if settings.source.generated:
+            maps = sourcing.generated_maps(settings.source, [init], _preview_mask(host_values))
+        else:
+            maps = settings.maps
     except FieldError as error:
-        log(f"preview: {error}")
+        if error.field not in ("map", "paint"):  # nothing uploaded or painted yet is not worth a line
+            log(f"preview: {error}")
         return None
-    adjusted = apply_adjustments(settings.maps[0], settings.adjust)
+    adjusted = apply_adjustments(maps[0], settings.adjust)
     pixel, _ = latent_grid(adjusted, init.width, init.height)
     cells = to_latent_grid(np.clip(pixel, 0.0, 1.0), init.height // 8, init.width // 8)
-    return strength_preview(init, cells * float(denoising_strength))
+    return init, cells * float(host_values.get(DENOISING_ID) or 0.0)
+
+
+def render_preview(*values):
+    """UI preview: per-cell strength ``D * v`` over the init image (None until it can be made)."""
+    found = preview_cells(*values)
+    return None if found is None else strength_preview(*found)
+
+
+def depth_status() -> str:
+    try:
+        found = depth.available()
+    except Exception as error:  # never break the UI over a status line
+        return f"Depth estimators could not be listed: {error}"
+    if not found:
+        return f"**Depth is not available:** {depth.missing_message()}."
+    return "Near = change, far = keep (*Invert map* to change the background). Estimators found: " + ", ".join(
+        f"{name} ({path})" for name, path in found.items()
+    )
 
 
 class DifferentialDiffusionScript(scripts.Script):
@@ -66,6 +123,7 @@ class DifferentialDiffusionScript(scripts.Script):
     def __init__(self):
         super().__init__()
         self.host_components: dict[str, Any] = {}
+        self._preview_parts: tuple[Any, list[Any]] | None = None
 
     def title(self):
         return TITLE
@@ -75,50 +133,102 @@ class DifferentialDiffusionScript(scripts.Script):
 
     def after_component(self, component, **kwargs):
         elem_id = kwargs.get("elem_id")
-        if elem_id in INIT_IMAGE_IDS or elem_id == DENOISING_ID:
+        if elem_id in PREVIEW_HOST_IDS:
             self.host_components[elem_id] = component
+            self._wire_preview()
+
+    def _slider(self, name: str):
+        label, minimum, maximum, step = SLIDERS[name]
+        return gr.Slider(
+            minimum, maximum, step=step, value=default_value(name), label=label, elem_id=self.elem_id(name)
+        )
 
     def ui(self, is_img2img):
+        components: dict[str, Any] = {}
+        groups: dict[str, Any] = {}
         with InputAccordion(False, label=TITLE, elem_id=self.elem_id("enabled")) as enabled:
             gr.Markdown(
                 "Per-pixel strength from a **change map**: **white = full change** (the Denoising "
                 "strength), **black = keep**, grey in between."
             )
+            components["source"] = gr.Radio(
+                choices=[(label, source) for source, label in SOURCE_LABELS.items()],
+                value="upload",
+                label="Map source",
+                elem_id=self.elem_id("source"),
+            )
             with gr.Row():
-                change_map = gr.Image(
-                    label="Change map (white = change, black = keep)",
-                    type="pil",
-                    image_mode="RGBA",
-                    source="upload",
-                    elem_id=self.elem_id("map"),
-                )
-                preview = gr.Image(
-                    label="Effective strength per latent cell (0 = keep)",
-                    interactive=False,
-                    elem_id=self.elem_id("preview"),
-                )
+                with gr.Column():
+                    for source, help_text in SOURCE_HELP.items():
+                        with gr.Group(visible=source == "upload", elem_id=self.elem_id(f"{source}_group")) as group:
+                            groups[source] = group
+                            if source == "depth":
+                                help_text = depth_status()
+                            if help_text:
+                                gr.Markdown(help_text)
+                            if source == "upload":
+                                components["map"] = gr.Image(
+                                    label="Change map (white = change, black = keep)",
+                                    type="pil",
+                                    image_mode="RGBA",
+                                    source="upload",
+                                    elem_id=self.elem_id("map"),
+                                )
+                            elif source == "paint":
+                                gr.HTML('<div class="dd-paint-root"></div>', elem_id=self.elem_id("paint"))
+                                components["paint"] = gr.Textbox(
+                                    value="", visible=False, elem_id=self.elem_id("paint_data")
+                                )
+                            elif source in SOURCE_SLIDER_ROWS:
+                                with gr.Row():
+                                    for name in SOURCE_SLIDER_ROWS[source]:
+                                        components[name] = self._slider(name)
+                            elif source == "depth":
+                                components["depth_model"] = gr.Dropdown(
+                                    choices=["", *self._depth_names()],
+                                    value="",
+                                    label="Depth estimator (empty = the first found)",
+                                    elem_id=self.elem_id("depth_model"),
+                                )
+                    with gr.Group(visible=False) as easing_group:
+                        components["easing"] = gr.Dropdown(
+                            choices=list(EASINGS), value="linear", label="Easing", elem_id=self.elem_id("easing")
+                        )
+                with gr.Column():
+                    preview = gr.Image(
+                        label="Effective strength per latent cell (0 = keep)",
+                        interactive=False,
+                        elem_id=self.elem_id("preview"),
+                    )
             with gr.Row():
-                checkboxes = {
-                    name: gr.Checkbox(label=label, value=default_value(name), elem_id=self.elem_id(name))
-                    for name, label in CHECKBOXES.items()
-                }
-            sliders = {}
+                for name, label in CHECKBOXES.items():
+                    components[name] = gr.Checkbox(label=label, value=default_value(name), elem_id=self.elem_id(name))
             for row in SLIDER_ROWS:
                 with gr.Row():
                     for name in row:
-                        label, minimum, maximum, step = SLIDERS[name]
-                        sliders[name] = gr.Slider(
-                            minimum,
-                            maximum,
-                            step=step,
-                            value=default_value(name),
-                            label=label,
-                            elem_id=self.elem_id(name),
-                        )
+                        components[name] = self._slider(name)
+            with gr.Accordion("img2img Batch tab: map folder", open=False):
+                components["map_dir"] = gr.Textbox(
+                    label="Folder of change maps, matched to the input images by file name "
+                    "(photo.jpg <- photo.png); images without one use the map source above",
+                    value="",
+                    elem_id=self.elem_id("map_dir"),
+                )
 
-        components = {"enabled": enabled, "map": change_map, **checkboxes, **sliders}
+        components["enabled"] = enabled
         controls = [components[name] for name in POSITIONAL]
-        self._wire_preview(preview, controls)
+        sources = list(SOURCE_HELP)
+        components["source"].change(
+            fn=lambda source: (
+                [gr.update(visible=source == name) for name in sources]
+                + [gr.update(visible=source in ("linear", "radial"))]
+            ),
+            inputs=[components["source"]],
+            outputs=[*(groups[name] for name in sources), easing_group],
+            show_progress=False,
+        )
+        self._preview_parts = (preview, controls)
+        self._wire_preview()
 
         self.infotext_fields = [(enabled, lambda d: ENABLED_KEY in d)]
         for name, component in zip(POSITIONAL, controls):
@@ -127,14 +237,26 @@ class DifferentialDiffusionScript(scripts.Script):
         self.paste_field_names = list(ALL_KEYS)
         return controls
 
-    def _wire_preview(self, preview, controls) -> None:
-        denoising = self.host_components.get(DENOISING_ID)
-        init_images = [self.host_components.get(elem_id) for elem_id in INIT_IMAGE_IDS]
-        if denoising is None or any(component is None for component in init_images):
-            return  # the preview needs A1111's img2img components (absent when the API builds the UI)
-        change_map = controls[1]
-        inputs = [change_map, denoising, *controls[2:], *init_images]
-        for trigger in [change_map, denoising, *controls[2:]]:
+    @staticmethod
+    def _depth_names() -> list[str]:
+        try:
+            return list(depth.available())
+        except Exception:
+            return []
+
+    def _wire_preview(self) -> None:
+        """Connect the preview once the panel and every host component it reads exist.
+
+        A1111's "Mask mode" radio is created after the scripts' UI, so this runs again from
+        :meth:`after_component`; it wires once. Absent when the API builds no UI.
+        """
+        if self._preview_parts is None or any(elem_id not in self.host_components for elem_id in PREVIEW_HOST_IDS):
+            return
+        preview, controls = self._preview_parts
+        self._preview_parts = None
+        host_inputs = [self.host_components[elem_id] for elem_id in PREVIEW_HOST_IDS]
+        inputs = [*controls[1:], *host_inputs]
+        for trigger in inputs:
             trigger.change(fn=render_preview, inputs=inputs, outputs=[preview], show_progress=False)
 
     # -- job hooks ------------------------------------------------------------------------------
@@ -149,13 +271,19 @@ class DifferentialDiffusionScript(scripts.Script):
             settings = parse_settings(args, overrides)
             if not settings.enabled:
                 return
+            found = sourcing.job_maps(settings, p)
+            if not found.maps:  # Batch tab: no map in the folder for this image, none in the panel
+                log(f"no change map for {found.notes.get('missing')}: processed without {TITLE}")
+                p.extra_generation_params[NO_MAP_KEY] = found.notes.get("missing")
+                return
+            settings.maps = found.maps
             state = JobState(settings)
             state.check_batch(len(p.init_images), p.batch_size)
         except FieldError as error:
             self.refuse(p, error)
             return
         setattr(p, STATE_ATTRIBUTE, state)
-        p.extra_generation_params.update(infotext_params(settings))
+        p.extra_generation_params.update(infotext_params(settings, found.notes))
 
     @staticmethod
     def refuse(p, error: FieldError) -> None:

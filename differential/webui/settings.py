@@ -20,12 +20,25 @@ SLIDERS = {
     "gamma": ("Gamma (above 1: more change in midtones)", 0.1, 10.0, 0.05),
     "strength_at_black": ("Strength at black (fraction of Denoising strength)", 0.0, 1.0, 0.01),
     "strength_at_white": ("Strength at white (fraction of Denoising strength)", 0.0, 1.0, 0.01),
+    "gradient_angle": ("Angle (degrees; 0 = keep left, change right; 90 = keep top)", -180.0, 180.0, 1.0),
+    "gradient_start": ("Start (change begins here, fraction of the image)", 0.0, 1.0, 0.01),
+    "gradient_end": ("End (full change from here)", 0.0, 1.0, 0.01),
+    "radial_x": ("Centre x (fraction of the width)", 0.0, 1.0, 0.01),
+    "radial_y": ("Centre y (fraction of the height)", 0.0, 1.0, 0.01),
+    "radial_inner": ("Inner radius (keep inside; fraction of the shorter side)", 0.0, 2.0, 0.01),
+    "radial_outer": ("Outer radius (full change outside)", 0.0, 2.0, 0.01),
 }
 SLIDER_ROWS = (("feather",), ("black_point", "white_point", "gamma"), ("strength_at_black", "strength_at_white"))
-#: Fields whose panel default is configurable in Settings -> Differential Diffusion.
-DEFAULTED = tuple(f for f in FIELDS if f.kind in ("bool", "number") and f.name != "enabled")
+#: Source parameter sliders, one row per source.
+SOURCE_SLIDER_ROWS = {
+    "linear": ("gradient_angle", "gradient_start", "gradient_end"),
+    "radial": ("radial_x", "radial_y", "radial_inner", "radial_outer"),
+}
+#: Fields whose panel default is configurable in Settings -> Differential Diffusion (the
+#: adjustments and options; not the per-image source parameters).
+DEFAULTED = tuple(f for f in FIELDS if f.name in CHECKBOXES or f.name in {n for row in SLIDER_ROWS for n in row})
 #: Fields offered as XYZ plot axes.
-AXES = tuple(f for f in DEFAULTED if f.kind == "number" or f.name == "invert")
+AXES = tuple(f for f in FIELDS if f.kind == "number" or f.name == "invert")
 
 
 def option_key(name: str) -> str:

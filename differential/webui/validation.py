@@ -12,7 +12,7 @@ No A1111 import here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..maps import check_map
@@ -31,8 +31,11 @@ def find_script_entry(alwayson: Any) -> tuple[str, Any] | None:
     return None
 
 
-def validate_img2img_request(body: Any) -> FieldError | None:
-    """The first problem with this script's arguments in an img2img request body, or None."""
+def validate_img2img_request(body: Any, depth_problem: Callable[[str], str | None] | None = None) -> FieldError | None:
+    """The first problem with this script's arguments in an img2img request body, or None.
+
+    ``depth_problem(depth_model)`` says why the Depth source cannot run here (None when it can).
+    """
     if not isinstance(body, Mapping):
         return None
     found = find_script_entry(body.get("alwayson_scripts"))
@@ -52,6 +55,24 @@ def validate_img2img_request(body: Any) -> FieldError | None:
         return error
     if not settings.enabled:
         return None
+    if settings.map_dir:
+        return FieldError(
+            "map_dir",
+            "a map folder in an API request",
+            "no `map_dir` (it is for the img2img Batch tab); send `maps`, one per init image",
+        )
+    if settings.source.kind == "mask" and not body.get("mask"):
+        return FieldError(
+            "source",
+            "source `mask` without a `mask` in the request",
+            "the request's `mask` (base64), or another source",
+        )
+    if settings.source.kind == "depth" and depth_problem is not None:
+        problem = depth_problem(settings.source.depth_model)
+        if problem:
+            return FieldError("source", f"depth: {problem}", "a depth estimator on disk, or another source")
+    if settings.source.generated:
+        return None  # one map per init image, made in the job
     init_images = body.get("init_images")
     batch_size = body.get("batch_size", 1)
     try:
@@ -72,8 +93,9 @@ def error_body(error: FieldError) -> dict[str, Any]:
 class RequestValidationMiddleware:
     """ASGI middleware answering 422 for img2img requests with unusable arguments."""
 
-    def __init__(self, app):
+    def __init__(self, app, depth_problem: Callable[[str], str | None] | None = None):
         self.app = app
+        self.depth_problem = depth_problem
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != IMG2IMG_PATH:
@@ -89,7 +111,7 @@ class RequestValidationMiddleware:
             body = json.loads(b"".join(chunks) or b"null")
         except (ValueError, UnicodeDecodeError):
             body = None  # A1111 answers malformed JSON itself
-        problem = validate_img2img_request(body)
+        problem = validate_img2img_request(body, self.depth_problem)
         if problem is not None:
             payload = json.dumps(error_body(problem)).encode()
             await send(

@@ -1,0 +1,71 @@
+"""Each job's change maps, from the chosen source and the job's own inputs.
+
+Uploaded and painted maps arrive with the arguments; generated ones (gradients, inpaint mask,
+luminance, depth) are made here, one per init image, at the init image's size, so they go
+through A1111's resize and crop exactly like an uploaded map. In the img2img Batch tab a map
+folder may give each input image its own map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ..batch_maps import find_batch_map
+from ..maps import MapError, load_map
+from ..sources import MapSource, generate_map
+from . import depth, host
+from .fields import FieldError, JobSettings
+
+
+@dataclass
+class JobMaps:
+    """The maps of one job, and what the infotext should say about where they came from."""
+
+    maps: list[np.ndarray]
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def generated_maps(source: MapSource, images: list[Image.Image], mask: Image.Image | None = None) -> list[np.ndarray]:
+    """One map per distinct init image (A1111 repeats one image object for a batch)."""
+    estimate = None
+    if source.kind == "depth":
+        try:
+            estimate = depth.estimator(source.depth_model)
+        except LookupError as error:
+            raise FieldError("source", f"depth: {error}", "a depth estimator on disk, or another source") from None
+    distinct = list({id(image): image for image in images}.values())
+    try:
+        return [generate_map(source, image, mask, estimate) for image in distinct]
+    except ValueError as error:
+        raise FieldError("source", f"{source.kind}: {error}", "the input this source needs") from None
+
+
+def batch_folder_map(settings: JobSettings, p) -> JobMaps | None:
+    """The map folder's map for the Batch tab image being processed (None outside the Batch tab)."""
+    image_path = host.batch_image_path(p)
+    if not settings.map_dir or image_path is None:
+        return None
+    try:
+        found = find_batch_map(settings.map_dir, image_path)
+    except NotADirectoryError:
+        raise FieldError("map_dir", f"{settings.map_dir!r} is not a folder", "a folder of change maps") from None
+    if found is None:
+        return JobMaps([], {"missing": image_path.name})
+    try:
+        return JobMaps([load_map(found, field=f"map_dir/{found.name}")], {"file": found.name})
+    except MapError as error:
+        raise FieldError(error.field, error.problem, error.expected) from None
+
+
+def job_maps(settings: JobSettings, p) -> JobMaps:
+    """The maps for this job; empty only in the Batch tab when neither folder nor panel gives one."""
+    from_folder = batch_folder_map(settings, p)
+    if from_folder is not None and from_folder.maps:
+        return from_folder
+    notes = from_folder.notes if from_folder is not None else {}
+    if settings.source.generated:
+        return JobMaps(generated_maps(settings.source, list(p.init_images), host.inpaint_mask(p)), notes)
+    return JobMaps(list(settings.maps), notes)
