@@ -216,6 +216,23 @@ def test_request_validation_passes_good_and_foreign_requests():
     assert validate_img2img_request([1, 2]) is None
 
 
+def test_request_validation_applies_an_infotext_field_like_a1111():
+    from differential.webui.validation import validate_img2img_request
+
+    def parse(text):  # stands in for A1111's parse_generation_parameters (proven in tests/webui)
+        return dict(part.split(": ", 1) for part in text.split(", "))
+
+    infotext = "Differential diffusion: map 0123456789, DD source: linear, DD angle: 30.0"
+    body = {"init_images": ["a"], "infotext": infotext, "alwayson_scripts": {"differential diffusion": {"args": [{}]}}}
+    assert validate_img2img_request(body, parse_infotext=parse) is None  # the infotext restores the source
+    assert validate_img2img_request(body).field == "map"  # without it: an upload without a map
+    body["alwayson_scripts"]["differential diffusion"]["args"] = [{"source": "upload"}]
+    assert validate_img2img_request(body, parse_infotext=parse).field == "map"  # the request's fields win
+    body["infotext"] = "Differential diffusion: map 0123456789, DD source: linear, DD angle: 1000"
+    body["alwayson_scripts"]["differential diffusion"]["args"] = [{}]
+    assert validate_img2img_request(body, parse_infotext=parse).field == "gradient_angle"
+
+
 def test_request_validation_of_map_sources():
     from differential.webui.validation import validate_img2img_request
 

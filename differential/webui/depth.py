@@ -74,22 +74,30 @@ def _load(path: Path) -> torch.nn.Module:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "model" in state and "optimizer" in state:
         state = state["model"]
-    model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
 
 
-def estimator(name: str = ""):
-    """A callable RGB image -> relative inverse depth ``[H, W]`` (larger = nearer).
+def resolve(name: str = "") -> tuple[str, Path]:
+    """``(name, weights file)`` of the estimator ``name`` (empty = the first available).
 
-    ``name`` picks one of :func:`available` (empty = the first). Raises ``LookupError`` with
-    :func:`missing_message` or the names available.
+    Raises ``LookupError`` with :func:`missing_message`, or with the names available.
     """
     found = available()
     if not found:
         raise LookupError(missing_message())
     if name and name not in found:
         raise LookupError(f"no depth estimator {name!r}; available: {', '.join(found)}")
-    path = found[name] if name else next(iter(found.values()))
+    name = name or next(iter(found))
+    return name, found[name]
+
+
+def estimator(name: str = ""):
+    """A callable RGB image -> relative inverse depth ``[H, W]`` (larger = nearer).
+
+    ``name`` picks one of :func:`available` (empty = the first); see :func:`resolve`.
+    """
+    _, path = resolve(name)
 
     def estimate(image: Image.Image) -> np.ndarray:
         from ldm.modules.midas.api import load_midas_transform

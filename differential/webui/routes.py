@@ -22,7 +22,13 @@ def on_app_started(demo, app) -> None:
     if not any(m.cls is RequestValidationMiddleware for m in app.user_middleware):
         # As A1111 does in initialize_util.setup_middleware: reset, add, rebuilt on next request.
         app.middleware_stack = None
-        app.add_middleware(RequestValidationMiddleware, depth_problem=depth_problem)
+        from modules import infotext_utils
+
+        app.add_middleware(
+            RequestValidationMiddleware,
+            depth_problem=depth_problem,
+            parse_infotext=infotext_utils.parse_generation_parameters,
+        )
 
 
 def depth_problem(depth_model: str) -> str | None:

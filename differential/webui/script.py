@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from typing import Any
 
 import gradio as gr
@@ -38,9 +39,11 @@ SOURCE_HELP = {
     "paint": "Paint on the init image: **white = change, black = keep**. Eraser removes strokes down to "
     "the fill; Fill sets the whole map to the brush value. Zoom and pan as on A1111's canvases "
     "(the keys are listed under the canvas).",
-    "linear": "Keep at *Start*, full change at *End*, along *Angle*.",
+    "linear": "Keep at *Start*, full change at *End*, along *Angle*. Or **drag on the preview** from where "
+    "the change starts to where it is full.",
     "radial": "Keep inside the inner radius around the centre, full change beyond the outer radius "
-    "(tick *Invert map* to change the middle instead).",
+    "(tick *Invert map* to change the middle instead). Or **drag on the preview** from the centre to "
+    "the outer radius; a click moves the centre.",
     "mask": "Uses the inpaint mask of the **Inpaint** / **Inpaint upload** tabs (white = repaint) and its "
     "*Mask mode*. Raise **Feather** for soft inpainting: the strength fades across the mask edge.",
     "luminance": "The init image's brightness: **bright = change**, dark = keep (*Invert map* for the "
@@ -62,12 +65,14 @@ def _first_image(values: list[Any]):
     return None
 
 
-def _preview_mask(host_values: dict[str, Any]):
+def _preview_mask(host_values: dict[str, Any]) -> tuple[Any, Any]:
+    """``(image, mask)`` of the Inpaint tab (when a mask is drawn) or else the Inpaint upload tab."""
     drawn = host_values.get("img2maskimg")
-    mask = drawn.get("mask") if isinstance(drawn, dict) else None
-    if mask is None or not mask.getbbox():
-        mask = host_values.get(UPLOAD_MASK_ID)
-    return host.binary_mask(mask, invert=host_values.get(MASK_MODE_ID) == 1)
+    if isinstance(drawn, dict) and drawn.get("mask") is not None and drawn["mask"].getbbox():
+        image, mask = drawn.get("image"), drawn["mask"]
+    else:
+        image, mask = host_values.get("img_inpaint_base"), host_values.get(UPLOAD_MASK_ID)
+    return image, host.binary_mask(mask, invert=host_values.get(MASK_MODE_ID) == 1)
 
 
 def preview_cells(*values) -> tuple[Any, np.ndarray] | None:
@@ -80,13 +85,16 @@ def preview_cells(*values) -> tuple[Any, np.ndarray] | None:
     named = dict(zip(POSITIONAL[1:], values[:count]))
     host_values = dict(zip(PREVIEW_HOST_IDS, values[count:]))
     init = _first_image([host_values.get(elem_id) for elem_id in INIT_IMAGE_IDS])
+    mask = None
+    if named.get("source") == "mask":
+        init, mask = _preview_mask(host_values)
     if init is None:
         return None
     named["map_dir"] = ""
     try:
         settings = parse_settings([{"enabled": True, **named}])
         if settings.source.generated:
-            maps = sourcing.generated_maps(settings.source, [init], _preview_mask(host_values))
+            maps = sourcing.generated_maps(settings.source, [init], mask)
         else:
             maps = settings.maps
     except FieldError as error:
@@ -158,7 +166,7 @@ class DifferentialDiffusionScript(scripts.Script):
                 elem_id=self.elem_id("source"),
             )
             with gr.Row():
-                with gr.Column():
+                with gr.Column(min_width=160):
                     for source, help_text in SOURCE_HELP.items():
                         with gr.Group(visible=source == "upload", elem_id=self.elem_id(f"{source}_group")) as group:
                             groups[source] = group
@@ -194,7 +202,7 @@ class DifferentialDiffusionScript(scripts.Script):
                         components["easing"] = gr.Dropdown(
                             choices=list(EASINGS), value="linear", label="Easing", elem_id=self.elem_id("easing")
                         )
-                with gr.Column():
+                with gr.Column(min_width=160):
                     preview = gr.Image(
                         label="Effective strength per latent cell (0 = keep)",
                         interactive=False,
@@ -281,6 +289,13 @@ class DifferentialDiffusionScript(scripts.Script):
             state.check_batch(len(p.init_images), p.batch_size)
         except FieldError as error:
             self.refuse(p, error)
+            return
+        except Exception as error:  # never let the job run without its map: stop it and say why
+            traceback.print_exc()
+            self.refuse(
+                p,
+                FieldError("source", f"the map could not be made ({type(error).__name__}: {error})", "see the console"),
+            )
             return
         setattr(p, STATE_ATTRIBUTE, state)
         p.extra_generation_params.update(infotext_params(settings, found.notes))

@@ -8,7 +8,7 @@ folder may give each input image its own map.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -28,19 +28,29 @@ class JobMaps:
     notes: dict[str, str] = field(default_factory=dict)
 
 
+def resolve_source(source: MapSource) -> MapSource:
+    """The source with the depth estimator it will use named (so the infotext records it)."""
+    if source.kind != "depth":
+        return source
+    try:
+        name, _ = depth.resolve(source.depth_model)
+    except LookupError as error:
+        raise FieldError("source", f"depth: {error}", "a depth estimator on disk, or another source") from None
+    return replace(source, depth_model=name)
+
+
 def generated_maps(source: MapSource, images: list[Image.Image], mask: Image.Image | None = None) -> list[np.ndarray]:
     """One map per distinct init image (A1111 repeats one image object for a batch)."""
-    estimate = None
-    if source.kind == "depth":
-        try:
-            estimate = depth.estimator(source.depth_model)
-        except LookupError as error:
-            raise FieldError("source", f"depth: {error}", "a depth estimator on disk, or another source") from None
+    estimate = depth.estimator(resolve_source(source).depth_model) if source.kind == "depth" else None
     distinct = list({id(image): image for image in images}.values())
     try:
         return [generate_map(source, image, mask, estimate) for image in distinct]
     except ValueError as error:
         raise FieldError("source", f"{source.kind}: {error}", "the input this source needs") from None
+    except Exception as error:  # the depth estimator's own failure (unreadable weights file, ...)
+        raise FieldError(
+            "source", f"{source.kind}: the estimator failed ({type(error).__name__}: {error})", "a working estimator"
+        ) from error
 
 
 def batch_folder_map(settings: JobSettings, p) -> JobMaps | None:
@@ -67,5 +77,6 @@ def job_maps(settings: JobSettings, p) -> JobMaps:
         return from_folder
     notes = from_folder.notes if from_folder is not None else {}
     if settings.source.generated:
+        settings.source = resolve_source(settings.source)
         return JobMaps(generated_maps(settings.source, list(p.init_images), host.inpaint_mask(p)), notes)
     return JobMaps(list(settings.maps), notes)

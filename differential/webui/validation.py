@@ -16,7 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..maps import check_map
-from .fields import TITLE, FieldError, check_map_count, parse_settings
+from .fields import FIELDS, POSITIONAL, TITLE, FieldError, check_map_count, parse_settings
+from .infotext import KEYS, read_field
+
+#: A1111's infotext parser (``infotext_utils.parse_generation_parameters``): text -> params.
+InfotextParser = Callable[[str], Mapping[str, Any]]
 
 IMG2IMG_PATH = "/sdapi/v1/img2img"
 
@@ -31,10 +35,36 @@ def find_script_entry(alwayson: Any) -> tuple[str, Any] | None:
     return None
 
 
-def validate_img2img_request(body: Any, depth_problem: Callable[[str], str | None] | None = None) -> FieldError | None:
+def effective_args(args: list[Any], body: Mapping[str, Any], parse_infotext: InfotextParser | None) -> list[Any]:
+    """The script's arguments as A1111 will pass them to the job.
+
+    Like ``Api.init_script_args``: every slot starts at its default, slots named in an
+    ``infotext`` request field take the infotext's values, and the request's ``args`` go over
+    the first slots (a dict in the first slot then overrides the rest, see ``normalise_args``).
+    """
+    infotext = body.get("infotext")
+    if parse_infotext is None or not isinstance(infotext, str) or not infotext.strip():
+        return args
+    slots = {spec.name: spec.default for spec in FIELDS}
+    params = parse_infotext(infotext)
+    for name in ("enabled", *KEYS):
+        value = read_field(params, name)
+        if value is not None:
+            slots[name] = value
+    slots.update(zip(POSITIONAL, args))
+    return [slots[name] for name in POSITIONAL]
+
+
+def validate_img2img_request(
+    body: Any,
+    depth_problem: Callable[[str], str | None] | None = None,
+    parse_infotext: InfotextParser | None = None,
+) -> FieldError | None:
     """The first problem with this script's arguments in an img2img request body, or None.
 
-    ``depth_problem(depth_model)`` says why the Depth source cannot run here (None when it can).
+    ``depth_problem(depth_model)`` says why the Depth source cannot run here (None when it can);
+    ``parse_infotext`` reads an ``infotext`` field as A1111 will (without it, that field is not
+    taken into account).
     """
     if not isinstance(body, Mapping):
         return None
@@ -50,7 +80,7 @@ def validate_img2img_request(body: Any, depth_problem: Callable[[str], str | Non
         return FieldError(f"{prefix}.args", f"got {type(args).__name__}", "a list: [{...named fields...}]")
     try:
         # Header-only map check: the pixels are decoded once, in the job (process()).
-        settings = parse_settings(args, loader=check_map)
+        settings = parse_settings(effective_args(args, body, parse_infotext), loader=check_map)
     except FieldError as error:
         return error
     if not settings.enabled:
@@ -93,9 +123,15 @@ def error_body(error: FieldError) -> dict[str, Any]:
 class RequestValidationMiddleware:
     """ASGI middleware answering 422 for img2img requests with unusable arguments."""
 
-    def __init__(self, app, depth_problem: Callable[[str], str | None] | None = None):
+    def __init__(
+        self,
+        app,
+        depth_problem: Callable[[str], str | None] | None = None,
+        parse_infotext: InfotextParser | None = None,
+    ):
         self.app = app
         self.depth_problem = depth_problem
+        self.parse_infotext = parse_infotext
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != IMG2IMG_PATH:
@@ -111,7 +147,7 @@ class RequestValidationMiddleware:
             body = json.loads(b"".join(chunks) or b"null")
         except (ValueError, UnicodeDecodeError):
             body = None  # A1111 answers malformed JSON itself
-        problem = validate_img2img_request(body, self.depth_problem)
+        problem = validate_img2img_request(body, self.depth_problem, self.parse_infotext)
         if problem is not None:
             payload = json.dumps(error_body(problem)).encode()
             await send(

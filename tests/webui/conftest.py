@@ -326,3 +326,17 @@ def pytest_terminal_summary(terminalreporter):
 
     for line in _SUMMARY + MEASUREMENTS:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def midas_weights(webui: WebUI) -> Path:
+    """A random MiDaS DPT-Hybrid weights file where A1111 keeps it (``<models>/midas``)."""
+    webui_dir = _webui_dir()
+    out = webui.data_dir / "models" / "midas" / "dpt_hybrid-midas-501f0c75.pt"
+    cmd = [str(_webui_python(webui_dir)), str(HERE / "make_midas.py"), "--webui", str(webui_dir), "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0 or not out.exists():
+        raise RuntimeError(
+            f"make_midas.py failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-4000:]}"
+        )
+    return out
