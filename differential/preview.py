@@ -23,9 +23,10 @@ def strength_preview(
     """Overlay per-cell strength (``[h, w]``, absolute strength ``D * v``) on ``init``.
 
     Each latent cell is drawn as a block (nearest upscaling) so what is shown is exactly what
-    the sampler will use; a legend in strength units is drawn below.
+    the sampler will use; a legend in strength units is drawn below. The image underneath is
+    shown in grey, so that colour means strength only.
     """
-    base = np.asarray(init.convert("RGB"), dtype=np.float32) / 255.0
+    base = np.asarray(init.convert("L").convert("RGB"), dtype=np.float32) / 255.0
     height, width = base.shape[:2]
     cells = Image.fromarray(np.ascontiguousarray(cell_strength, dtype=np.float32)).resize(
         (width, height), Image.NEAREST

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 
 from differential.webui import callbacks
-from differential.webui.fields import POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
+from differential.webui.fields import FIELDS, POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
 from differential.webui.infotext import ENABLED_KEY, KEYS, infotext_params, read_field
 from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule
 
@@ -293,6 +293,8 @@ json_values = st.recursive(
     max_leaves=8,
 )
 field_names = st.sampled_from([*POSITIONAL, "maps", "other"])
+#: Valid values of the choice fields (random text would almost never hit one).
+CHOICE_VALUES = sorted({choice for spec in FIELDS for choice in spec.choices})
 
 
 @pytest.mark.fuzz
@@ -301,7 +303,7 @@ field_names = st.sampled_from([*POSITIONAL, "maps", "other"])
         st.lists(json_values, max_size=12),
         st.builds(
             lambda named, rest: [named, *rest],
-            st.dictionaries(field_names, json_values | st.just(WHITE)),
+            st.dictionaries(field_names, json_values | st.just(WHITE) | st.sampled_from(CHOICE_VALUES)),
             st.lists(json_values, max_size=3),
         ),
     )

@@ -4,11 +4,13 @@ The estimator is MiDaS DPT-Hybrid, the model A1111 itself uses for SD 2 depth ch
 with A1111's own MiDaS code (``ldm.modules.midas``). Its weights file is looked for where A1111
 keeps it (``models/midas``) and where the ControlNet extension keeps the same file (its
 annotator models folder, ``midas/``). When none is found, :func:`missing_message` says exactly
-what to put where.
+what to put where. The model, once loaded, stays in memory (on the CPU between uses) until the
+WebUI stops; the last few estimates are kept so the preview does not recompute them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -19,8 +21,12 @@ from PIL import Image
 MIDAS_FILE = "dpt_hybrid-midas-501f0c75.pt"
 MODEL_TYPE = "dpt_hybrid"
 
+#: Depth estimates kept (by weights file and image content), oldest dropped first.
+CACHED_ESTIMATES = 4
+
 _lock = threading.Lock()
 _loaded: dict[str, torch.nn.Module] = {}
+_estimates: dict[tuple, np.ndarray] = {}
 
 
 def _controlnet_folders() -> list[Path]:
@@ -103,18 +109,24 @@ def estimator(name: str = ""):
         from ldm.modules.midas.api import load_midas_transform
         from modules import devices
 
+        rgb = np.asarray(image.convert("RGB"))
+        key = (str(path), rgb.shape, hashlib.sha256(rgb.tobytes()).hexdigest())
         with _lock:
+            if key in _estimates:  # the preview asks again for every control change
+                return _estimates[key]
             model = _loaded.get(str(path))
             if model is None:
                 _loaded.clear()  # one estimator in memory at a time
                 model = _loaded[str(path)] = _load(path)
-            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-            sample = load_midas_transform(MODEL_TYPE)({"image": rgb})["image"]
+            sample = load_midas_transform(MODEL_TYPE)({"image": rgb.astype(np.float32) / 255.0})["image"]
             device = devices.get_optimal_device()
             model.to(device)
             with torch.no_grad():
-                depth = model(torch.from_numpy(sample)[None].to(device)).float().cpu()[0]
+                depth = model(torch.from_numpy(sample)[None].to(device)).float().cpu()[0].numpy()
             model.to("cpu")
-        return depth.numpy()  # at the network's resolution; generate_map brings it to the image's
+            while len(_estimates) >= CACHED_ESTIMATES:
+                _estimates.pop(next(iter(_estimates)))
+            _estimates[key] = depth
+        return depth  # at the network's resolution; generate_map brings it to the image's
 
     return estimate

@@ -119,7 +119,10 @@ def depth_status() -> str:
     except Exception as error:  # never break the UI over a status line
         return f"Depth estimators could not be listed: {error}"
     if not found:
-        return f"**Depth is not available:** {depth.missing_message()}."
+        return (
+            f"**Depth is not available:** {depth.missing_message()}. (Checked when the page is built: "
+            "after adding the file, reload the UI.)"
+        )
     return "Near = change, far = keep (*Invert map* to change the background). Estimators found: " + ", ".join(
         f"{name} ({path})" for name, path in found.items()
     )

@@ -349,4 +349,27 @@ def test_batch_tab_applies_each_images_map(page, webui, tmp_path):
     c, c_info = result("c")
     assert "DD no map for: c.png" in c_info and "Differential diffusion:" not in c_info
     assert np.abs(c - original["c"]).mean() > 2  # plain img2img
-    screenshot(panel, "batch.png")
+
+
+def test_pasting_an_infotext_restores_the_source_and_its_parameters(page):
+    """PNG Info's text pasted into the prompt and read with the paste button (as "Send to img2img" does)."""
+    infotext = (
+        "a prompt\nSteps: 4, Sampler: Euler, Seed: 1, Size: 256x256, Denoising strength: 0.6, "
+        "Differential diffusion: map 0123456789, DD feather: 2.5, DD source: radial, DD centre x: 0.3, "
+        "DD centre y: 0.7, DD inner radius: 0.05, DD outer radius: 0.9, DD easing: ease-out"
+    )
+    page.get_by_role("button", name="img2img", exact=True).first.click()
+    page.locator("#img2img_prompt textarea").fill(infotext)
+    page.locator("#tab_img2img #paste").click()
+    page.wait_for_function(
+        "() => document.querySelector('#script_differential_diffusion_radial_x input[type=number]').value === '0.3'"
+    )
+    assert page.locator("#script_differential_diffusion_enabled-checkbox input").is_checked()
+    assert page.locator(f"{SOURCE} input[value=radial]").is_checked()
+    # the radial group is shown, the upload group hidden (own display; the accordion may be closed)
+    display = "(id) => getComputedStyle(document.getElementById(id)).display"
+    page.wait_for_function(f"() => ({display})('script_differential_diffusion_radial_group') !== 'none'")
+    assert page.evaluate(display, "script_differential_diffusion_upload_group") == "none"
+    assert _number(page, "radial_y") == 0.7 and _number(page, "radial_inner") == 0.05
+    assert _number(page, "radial_outer") == 0.9 and _number(page, "feather") == 2.5
+    assert page.input_value("#script_differential_diffusion_easing input") == "ease-out"
