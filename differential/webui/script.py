@@ -98,7 +98,7 @@ def preview_cells(*values) -> tuple[Any, np.ndarray] | None:
         else:
             maps = settings.maps
     except FieldError as error:
-        if error.field not in ("map", "paint"):  # nothing uploaded or painted yet is not worth a line
+        if error.field not in ("map", "paint", "source"):  # nothing uploaded, painted or masked yet; no estimator
             log(f"preview: {error}")
         return None
     adjusted = apply_adjustments(maps[0], settings.adjust)
