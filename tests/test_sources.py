@@ -154,3 +154,34 @@ def test_batch_map_folder_rule(tmp_path: Path):
     assert find_batch_map(tmp_path, "/in/missing.png") is None
     with pytest.raises(NotADirectoryError):
         find_batch_map(tmp_path / "a.png", "/in/a.jpg")
+
+
+def _in_batch_loop(image_path, settings, p):
+    """Call job_maps from a stand-in for A1111's ``modules.img2img.process_batch`` loop."""
+    from differential.webui import sourcing
+
+    namespace = {"__name__": "modules.img2img", "job_maps": sourcing.job_maps}
+    exec("def process_batch(image, settings, p):\n    return job_maps(settings, p)\n", namespace)
+    return namespace["process_batch"](str(image_path), settings, p)
+
+
+def test_job_maps_from_the_batch_tabs_map_folder(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from differential.webui.sourcing import job_maps
+
+    Image.new("L", (8, 8), 255).save(tmp_path / "a.png")
+    p = SimpleNamespace(init_images=[INIT], image_mask=None)
+    folder = parse_settings([{"map_dir": str(tmp_path)}])
+    found = _in_batch_loop("/in/a.jpg", folder, p)
+    assert found.notes == {"file": "a.png"} and found.maps[0].min() == 1.0
+    missing = _in_batch_loop("/in/c.png", folder, p)
+    assert missing.maps == [] and missing.notes == {"missing": "c.png"}  # processed without the extension
+    fallback = _in_batch_loop("/in/c.png", parse_settings([{"map_dir": str(tmp_path), "source": "linear"}]), p)
+    assert fallback.notes == {"missing": "c.png"} and fallback.maps[0].shape == (24, 40)  # the panel's source
+    with pytest.raises(FieldError) as caught:  # outside the Batch tab a folder is no map
+        job_maps(folder, p)
+    assert caught.value.field == "map"
+    with pytest.raises(FieldError) as caught:
+        _in_batch_loop("/in/a.jpg", parse_settings([{"map_dir": str(tmp_path / "nope")}]), p)
+    assert caught.value.field == "map_dir"

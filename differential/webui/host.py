@@ -88,10 +88,10 @@ def binary_mask(mask: Image.Image | None, round_mask: bool = True, invert: bool 
     Follows ``StableDiffusionProcessingImg2Img.init``: alpha or luminance, rounded unless
     ``round_mask`` is off, inverted for "Inpaint not masked". None without a mask.
     """
-    from modules import processing
-
     if mask is None:
         return None
+    from modules import processing
+
     mask = processing.create_binary_mask(mask, round=round_mask)
     return ImageOps.invert(mask) if invert else mask
 

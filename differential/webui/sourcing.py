@@ -71,7 +71,11 @@ def batch_folder_map(settings: JobSettings, p) -> JobMaps | None:
 
 
 def job_maps(settings: JobSettings, p) -> JobMaps:
-    """The maps for this job; empty only in the Batch tab when neither folder nor panel gives one."""
+    """The maps for this job; empty only in the Batch tab when neither folder nor panel gives one.
+
+    Raises :class:`FieldError` when the job cannot have its map (it is then stopped, not run
+    without it).
+    """
     from_folder = batch_folder_map(settings, p)
     if from_folder is not None and from_folder.maps:
         return from_folder
@@ -79,4 +83,6 @@ def job_maps(settings: JobSettings, p) -> JobMaps:
     if settings.source.generated:
         settings.source = resolve_source(settings.source)
         return JobMaps(generated_maps(settings.source, list(p.init_images), host.inpaint_mask(p)), notes)
+    if not settings.maps and from_folder is None:  # a map folder, but not in the Batch tab
+        raise FieldError("map", "no change map given", "an image (the map folder is used by the Batch tab only)")
     return JobMaps(list(settings.maps), notes)
