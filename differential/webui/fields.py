@@ -235,7 +235,8 @@ def _as_text(name: str, value: Any, limit: int = 4096) -> str:
     return value.strip()
 
 
-def _load(name: str, value: Any, loader=load_map) -> np.ndarray:
+def load_field_map(name: str, value: Any, loader=load_map) -> np.ndarray:
+    """Load the map of field ``name``; an unusable one raises :class:`FieldError`."""
     try:
         return loader(value, field=name)
     except MapError as error:
@@ -303,7 +304,7 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
         painted = values.get("paint")
         if painted is None or (isinstance(painted, str) and not painted.strip()):
             raise FieldError("paint", "nothing painted", "a painted map (or an image) for source `paint`")
-        settings.maps = [_load("paint", values["paint"], loader)]
+        settings.maps = [load_field_map("paint", values["paint"], loader)]
         return settings
     if values.get("maps") is not None and values.get("map") is not None:
         raise FieldError("maps", "both `map` and `maps` given", "one of them")
@@ -311,9 +312,9 @@ def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = No
         raw_maps = values["maps"]
         if not isinstance(raw_maps, (list, tuple)) or not raw_maps:
             raise FieldError("maps", f"got {type(raw_maps).__name__}", "a non-empty list of images")
-        maps = [_load(f"maps[{index}]", item, loader) for index, item in enumerate(raw_maps)]
+        maps = [load_field_map(f"maps[{index}]", item, loader) for index, item in enumerate(raw_maps)]
     elif values.get("map") is not None:
-        maps = [_load("map", values["map"], loader)]
+        maps = [load_field_map("map", values["map"], loader)]
     elif settings.map_dir:
         maps = []  # Batch tab: each image's map comes from the folder (see webui.sourcing)
     else:

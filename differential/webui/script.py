@@ -113,19 +113,22 @@ def render_preview(*values):
     return None if found is None else strength_preview(*found)
 
 
-def depth_status() -> str:
+def depth_panel() -> tuple[str, list[str]]:
+    """The Depth group's status line and the estimator names, from one look at the disk."""
     try:
         found = depth.available()
     except Exception as error:  # never break the UI over a status line
-        return f"Depth estimators could not be listed: {error}"
+        return f"Depth estimators could not be listed: {error}", []
     if not found:
         return (
             f"**Depth is not available:** {depth.missing_message()}. (Checked when the page is built: "
-            "after adding the file, reload the UI.)"
+            "after adding the file, reload the UI.)",
+            [],
         )
-    return "Near = change, far = keep (*Invert map* to change the background). Estimators found: " + ", ".join(
+    status = "Near = change, far = keep (*Invert map* to change the background). Estimators found: " + ", ".join(
         f"{name} ({path})" for name, path in found.items()
     )
+    return status, list(found)
 
 
 class DifferentialDiffusionScript(scripts.Script):
@@ -174,7 +177,7 @@ class DifferentialDiffusionScript(scripts.Script):
                         with gr.Group(visible=source == "upload", elem_id=self.elem_id(f"{source}_group")) as group:
                             groups[source] = group
                             if source == "depth":
-                                help_text = depth_status()
+                                help_text, depth_names = depth_panel()
                             if help_text:
                                 gr.Markdown(help_text)
                             if source == "upload":
@@ -196,7 +199,7 @@ class DifferentialDiffusionScript(scripts.Script):
                                         components[name] = self._slider(name)
                             elif source == "depth":
                                 components["depth_model"] = gr.Dropdown(
-                                    choices=["", *self._depth_names()],
+                                    choices=["", *depth_names],
                                     value="",
                                     label="Depth estimator (empty = the first found)",
                                     elem_id=self.elem_id("depth_model"),
@@ -247,13 +250,6 @@ class DifferentialDiffusionScript(scripts.Script):
                 self.infotext_fields.append((component, lambda d, name=name: read_field(d, name)))
         self.paste_field_names = list(ALL_KEYS)
         return controls
-
-    @staticmethod
-    def _depth_names() -> list[str]:
-        try:
-            return list(depth.available())
-        except Exception:
-            return []
 
     def _wire_preview(self) -> None:
         """Connect the preview once the panel and every host component it reads exist.

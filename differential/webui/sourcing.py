@@ -14,10 +14,9 @@ import numpy as np
 from PIL import Image
 
 from ..batch_maps import find_batch_map
-from ..maps import MapError, load_map
 from ..sources import MapSource, generate_map
 from . import depth, host
-from .fields import FieldError, JobSettings
+from .fields import FieldError, JobSettings, load_field_map
 
 
 @dataclass
@@ -64,10 +63,7 @@ def batch_folder_map(settings: JobSettings, p) -> JobMaps | None:
         raise FieldError("map_dir", f"{settings.map_dir!r} is not a folder", "a folder of change maps") from None
     if found is None:
         return JobMaps([], {"missing": image_path.name})
-    try:
-        return JobMaps([load_map(found, field=f"map_dir/{found.name}")], {"file": found.name})
-    except MapError as error:
-        raise FieldError(error.field, error.problem, error.expected) from None
+    return JobMaps([load_field_map(f"map_dir/{found.name}", found)], {"file": found.name})
 
 
 def job_maps(settings: JobSettings, p) -> JobMaps:

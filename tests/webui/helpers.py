@@ -87,12 +87,27 @@ def gradient_map(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.tile(ramp, (height, 1)), "L")
 
 
+def square_mask(size: int = 256, box: tuple[int, int, int, int] = (64, 64, 192, 192)) -> Image.Image:
+    """An inpaint mask ("L"): white (repaint) inside ``box``, black elsewhere."""
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, box)
+    return mask
+
+
 def to_array(image: Image.Image) -> np.ndarray:
     """RGB pixels as an int16 array (so differences do not wrap)."""
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
 # -------------------------------------------------------------------------------------------- payloads
+
+#: This script's key in ``alwayson_scripts`` (A1111 matches the title case-insensitively).
+SCRIPT_KEY = "differential diffusion"
+
+
+def dd(**fields) -> dict:
+    """``alwayson_scripts`` for this extension, enabled, with named ``fields``."""
+    return {SCRIPT_KEY: {"args": [{"enabled": True, **fields}]}}
 
 
 def img2img_payload(init_b64: str, **overrides) -> dict:

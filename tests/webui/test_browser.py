@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import gradient_map, make_init_image
+from helpers import gradient_map, make_init_image, square_mask
 from PIL import Image
 
 CHROMIUM = os.environ.get("DD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -272,9 +272,7 @@ def test_gradients_are_placed_by_dragging_on_the_preview(page, tmp_path):
 def test_inpaint_mask_source_previews_the_feathered_mask(page, tmp_path):
     init_path, mask_path = tmp_path / "init.png", tmp_path / "mask.png"
     make_init_image(256, 256, seed=4).save(init_path)
-    mask = Image.new("L", (256, 256), 0)
-    mask.paste(255, (64, 64, 192, 192))
-    mask.save(mask_path)
+    square_mask().save(mask_path)
     panel = open_panel(page, init_path)
     page.locator("#mode_img2img button", has_text="Inpaint upload").click()
     page.locator("#img_inpaint_base input[type=file]").set_input_files(str(init_path))

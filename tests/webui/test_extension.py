@@ -11,14 +11,18 @@ import json
 
 import numpy as np
 import pytest
-from helpers import MEASUREMENTS, b64_png, decode_b64_image, img2img_payload, make_init_image, to_array
+from helpers import (
+    MEASUREMENTS,
+    SCRIPT_KEY,
+    b64_png,
+    dd,
+    decode_b64_image,
+    img2img_payload,
+    make_init_image,
+    square_mask,
+    to_array,
+)
 from PIL import Image
-
-KEY = "differential diffusion"
-
-
-def dd(**fields) -> dict:
-    return {KEY: {"args": [{"enabled": True, **fields}]}}
 
 
 def uniform(value: int, size=(256, 256)) -> str:
@@ -33,7 +37,7 @@ def halves(size=(256, 256)) -> Image.Image:
 
 def test_loaded_listed_and_quiet(webui):
     status, scripts = webui.get("/sdapi/v1/scripts")
-    assert status == 200 and KEY in scripts["img2img"] and KEY not in scripts["txt2img"]
+    assert status == 200 and SCRIPT_KEY in scripts["img2img"] and SCRIPT_KEY not in scripts["txt2img"]
     assert webui.log_errors("differential") == []
     status, version = webui.get("/differential-diffusion/v1/version")
     assert status == 200 and version["script_title"] == "Differential Diffusion"
@@ -162,8 +166,7 @@ def test_every_resize_mode_keeps_the_mapped_region(primed_webui, resize_mode):
 @pytest.mark.parametrize("only_masked", [False, True])
 def test_inpaint_with_mask_and_map(primed_webui, only_masked):
     init = make_init_image(256, 256, seed=7)
-    mask = Image.new("L", (256, 256), 0)
-    mask.paste(255, (64, 64, 192, 192))
+    mask = square_mask()
     payload = img2img_payload(
         b64_png(init),
         mask=b64_png(mask),
@@ -207,7 +210,7 @@ def test_infotext_round_trips(primed_webui, init_b64):
     assert parameters["Differential diffusion"].startswith("map ")
     # The `infotext` request field restores every setting; only the map is sent again.
     again, _ = primed_webui.img2img(
-        img2img_payload(init_b64, infotext=infotext, alwayson_scripts={KEY: {"args": [{"map": fields["map"]}]}})
+        img2img_payload(init_b64, infotext=infotext, alwayson_scripts={SCRIPT_KEY: {"args": [{"map": fields["map"]}]}})
     )
     assert np.array_equal(to_array(images[0]), to_array(again[0]))
     plain_fields, _ = primed_webui.img2img(img2img_payload(init_b64, alwayson_scripts=dd(map=fields["map"])))

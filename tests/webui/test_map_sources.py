@@ -7,15 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from helpers import MEASUREMENTS, b64_png, img2img_payload, make_init_image, to_array
+from helpers import MEASUREMENTS, SCRIPT_KEY, b64_png, dd, img2img_payload, make_init_image, square_mask, to_array
 from PIL import Image
 
-KEY = "differential diffusion"
 MARGIN = 16  # pixels left out around a map edge (VAE receptive field)
-
-
-def dd(**fields) -> dict:
-    return {KEY: {"args": [{"enabled": True, **fields}]}}
 
 
 def params_of(info: dict) -> dict[str, str]:
@@ -61,8 +56,7 @@ def test_luminance_keeps_the_dark_side(primed_webui):
 
 def test_inpaint_mask_as_the_map(primed_webui):
     init = make_init_image(256, 256, seed=7)
-    mask = Image.new("L", (256, 256), 0)
-    mask.paste(255, (64, 64, 192, 192))
+    mask = square_mask()
     payload = img2img_payload(
         b64_png(init),
         mask=b64_png(mask),
@@ -103,7 +97,7 @@ def test_png_info_regenerates_the_identical_map(primed_webui, init_b64, fields):
     # Paste the infotext back (the API's `infotext` field applies it like PNG Info -> img2img);
     # nothing of the map is sent: the source and its parameters regenerate it.
     status, again = primed_webui.post(
-        "/sdapi/v1/img2img", img2img_payload(init_b64, infotext=infotext, alwayson_scripts={KEY: {"args": [{}]}})
+        "/sdapi/v1/img2img", img2img_payload(init_b64, infotext=infotext, alwayson_scripts={SCRIPT_KEY: {"args": [{}]}})
     )
     assert status == 200
     again_params = json.loads(again["info"])["extra_generation_params"]
@@ -131,7 +125,7 @@ def test_depth_says_what_is_missing_then_uses_the_file(primed_webui, init_b64, r
     assert params["DD source"] == "depth" and params["DD depth model"] == "MiDaS DPT-Hybrid (models/midas)"
     status, again = primed_webui.post(
         "/sdapi/v1/img2img",
-        img2img_payload(init_b64, infotext=info["infotexts"][0], alwayson_scripts={KEY: {"args": [{}]}}),
+        img2img_payload(init_b64, infotext=info["infotexts"][0], alwayson_scripts={SCRIPT_KEY: {"args": [{}]}}),
     )
     assert status == 200
     assert (
