@@ -43,11 +43,15 @@ class DifferentialBlend:
         second_order: the sampler makes trailing evaluations at the next level (Heun).
         prediction, noising: see the module docstring.
         alphas_cumprod: the model's cumulative alphas, needed for ``"eps"`` and ``"vp"``.
-        ddim_landing: (eps, DDIM with eta 0 only) A1111's DDIM img2img noises the init
+        ddim_landing: (DDIM with eta 0 only) A1111's DDIM img2img noises the init
             latent one schedule step *above* its first model call. To reproduce that for a
             cell released at step ``r``, its last held step (``r - 1``, evaluated at level
-            ``levels[r - 1]``) gets the eps that lands it at ``sqrt(a) * init +
+            ``levels[r - 1]``) gets the prediction that lands it at ``sqrt(a) * init +
             sqrt(1 - a) * noise`` with ``a`` of that same level, instead of one level lower.
+            For ``"eps"`` prediction the levels are timesteps (A1111); for ``"x0"`` with
+            ``"ve"`` noising they are the timesteps' sigmas, ``a = 1 / (1 + sigma**2)``, and
+            the model input is ``x_t / sqrt(a)`` (Forge's CFG denoiser runs the timestep
+            samplers that way).
     """
 
     def __init__(
@@ -79,7 +83,9 @@ class DifferentialBlend:
         self.tracker = StepTracker(levels, second_order=second_order)
         self.t_enc = self.tracker.last_step
         self.prediction = prediction
-        self.ddim_landing = ddim_landing and prediction == "eps"
+        if ddim_landing and prediction == "x0" and noising != "ve":
+            raise ValueError("ddim_landing: x0 prediction needs ve noising (levels are sigmas)")
+        self.ddim_landing = ddim_landing
         self.noising = noising
         self.init_latent = init_latent
         self.noise = noise
@@ -144,15 +150,20 @@ class DifferentialBlend:
         if mask is None:
             return output
         init, _ = self._tensors(output)
+        landing = self.ddim_landing and step + 1 <= self.max_release
+        if landing and x is None:
+            raise ValueError("x: the model input is required for the DDIM landing")
         if self.prediction == "x0":
-            return torch.where(mask, init, output)
+            target = init
+            if landing:
+                target = torch.where(self.release == step + 1, self._ddim_landing_x0(x, level, step, output), init)
+            return torch.where(mask, target.to(output.dtype), output)
         if x is None:
             raise ValueError("x: the model input is required for eps prediction")
         alpha = self._alpha(level)
         target = (x - init * alpha**0.5) / (1.0 - alpha) ** 0.5
-        if self.ddim_landing and step + 1 <= self.max_release:
-            landing = self._ddim_landing_eps(x, level, step, like=output)
-            target = torch.where(self.release == step + 1, landing, target)
+        if landing:
+            target = torch.where(self.release == step + 1, self._ddim_landing_eps(x, level, step, output), target)
         return torch.where(mask, target.to(output.dtype), output)
 
     def _ddim_landing_eps(self, x: torch.Tensor, level: float, step: int, like: torch.Tensor) -> torch.Tensor:
@@ -163,6 +174,20 @@ class DifferentialBlend:
         ratio = (alpha_next / alpha) ** 0.5
         denominator = (1.0 - alpha_next) ** 0.5 - ratio * (1.0 - alpha) ** 0.5
         return (self.noised_init(level, like) - ratio * x) / denominator
+
+    def _ddim_landing_x0(self, x: torch.Tensor, sigma: float, step: int, like: torch.Tensor) -> torch.Tensor:
+        """The x0 prediction with the same landing, for a DDIM run in the sigma frame.
+
+        ``x`` is ``x_t / sqrt(a)`` at ``sigma`` (``a = 1 / (1 + sigma**2)``). DDIM (eta 0)
+        steps to ``x' = sqrt(a') D + r (x_t - sqrt(a) D)`` with ``r = sqrt((1 - a') / (1 - a))``;
+        solved for ``x' = sqrt(a) * (init + sigma * noise)``.
+        """
+        alpha = 1.0 / (1.0 + sigma**2)
+        sigma_next = self.tracker.levels[step + 1]
+        alpha_next = 1.0 / (1.0 + sigma_next**2)
+        ratio = ((1.0 - alpha_next) / (1.0 - alpha)) ** 0.5
+        scale = alpha**0.5 / (alpha_next**0.5 - ratio * alpha**0.5)
+        return (self.noised_init(sigma, like) - ratio * x) * scale
 
     def before_model(self, x: torch.Tensor, level: float, step: int) -> torch.Tensor:
         """Set held cells of the model input to the original noised to ``level``."""

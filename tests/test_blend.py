@@ -116,3 +116,24 @@ def test_invalid_construction_names_the_argument(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         DifferentialBlend(**args)
+
+
+def test_ddim_landing_in_the_sigma_frame_lands_on_the_current_level():
+    # Forge's CFG denoiser runs DDIM in the sigma frame: x = x_t / sqrt(a), x0 predictions.
+    alphas = sd_alphas_cumprod()
+    sigmas = [float(((1 - alphas[t]) / alphas[t]) ** 0.5) for t in (900, 600, 300, 1)]
+    blend = make([[2, 2], [2, 2]], levels=sigmas, ddim_landing=True)
+    x = torch.randn(1, 2, 2, 2, dtype=torch.float64) * 3
+    x0 = blend.after_model(torch.zeros_like(x), x, sigmas[1], 1)  # last held step of release 2
+    a_t, a_next = (float(alphas[t]) for t in (600, 300))
+    x_t = x * a_t**0.5
+    eps = (x_t - a_t**0.5 * x0) / (1 - a_t) ** 0.5
+    landed = a_next**0.5 * x0 + (1 - a_next) ** 0.5 * eps
+    assert torch.allclose(landed, blend.init_latent.double() * a_t**0.5 + (1 - a_t) ** 0.5, atol=1e-10)
+    held_early = make([[3, 3], [3, 3]], levels=sigmas, ddim_landing=True)  # not its last held step
+    assert torch.equal(held_early.after_model(torch.zeros_like(x), x, sigmas[1], 1), held_early.init_latent.double())
+
+
+def test_ddim_landing_with_x0_needs_sigma_levels():
+    with pytest.raises(ValueError, match="ve noising"):
+        make([[2, 2], [2, 2]], noising="flow", ddim_landing=True)

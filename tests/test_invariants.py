@@ -24,7 +24,7 @@ def test_all_white_map_is_bit_identical_to_plain_img2img(oracle, sampler, streng
     assert torch.equal(plain, mapped)
 
 
-@pytest.mark.parametrize("sampler", ["Euler", "Heun", "DDIM", "DPM2"])
+@pytest.mark.parametrize("sampler", ["Euler", "Heun", "DDIM", "DDIM sigma frame", "DPM2"])
 @pytest.mark.parametrize("strength, value", [(0.8, 0.5), (1.0, 0.3), (0.75, 0.9), (0.5, 0.5)])
 def test_uniform_map_equals_plain_img2img_at_the_product_strength(oracle, sampler, strength, value):
     job = Job(sampler, STEPS, strength)

@@ -4,6 +4,9 @@ k-diffusion samplers: full Karras schedule of ``total_steps`` on SD's sigma rang
 runs ``levels = sigmas[total - t_enc - 1:]`` from ``init + noise * levels[0]``, exactly as
 ``KDiffusionSampler.sample_img2img``. DDIM: A1111's timesteps img2img (init noised at
 ``timesteps[t_enc]``, model calls at ``timesteps[t_enc - 1] .. timesteps[1]``, eta 0).
+``"DDIM sigma frame"``: the same DDIM run with the model seen as Forge's CFG denoiser sees
+it (``classic_ddim_eps_estimation``): the callbacks get ``x_t / sqrt(a_t)``, the timestep's
+sigma and an x0 prediction, and the eps the sampler uses is derived from that x0.
 
 A ``release`` tensor turns a run into differential diffusion through
 :class:`differential.blend.DifferentialBlend`, wrapped around the model as A1111's CFG
@@ -37,7 +40,9 @@ K_SAMPLERS = {
     "DPM++ SDE": ("sample_dpmpp_sde", True),
     "LMS": ("sample_lms", False),
 }
-TIMESTEP_SAMPLERS = ("DDIM",)
+TIMESTEP_SAMPLERS = ("DDIM", "DDIM sigma frame")
+#: Timestep samplers whose blend runs on sigmas and x0 predictions (Forge's parameterisation).
+SIGMA_FRAME_SAMPLERS = ("DDIM sigma frame",)
 SAMPLERS = tuple(K_SAMPLERS) + TIMESTEP_SAMPLERS
 
 
@@ -71,6 +76,25 @@ class BlendedModel:
         if self.variant in ("after", "both"):
             output = self.blend.after_model(output, x, value, step)
         return output
+
+
+class SigmaFrameEps:
+    """An eps model for the timestep samplers made from an x0 model called in the sigma frame.
+
+    As Forge's ``CFGDenoiser`` with ``classic_ddim_eps_estimation``: at timestep ``t`` the x0
+    model (and its callbacks) get ``x_t * sqrt(1 + sigma**2)`` and ``sigma = sqrt((1 - a) / a)``;
+    the sampler gets ``eps = (x - x0) / sigma`` in that frame.
+    """
+
+    def __init__(self, x0_model, alphas_cumprod: torch.Tensor):
+        self.x0_model = x0_model
+        self.sigmas = ((1 - alphas_cumprod) / alphas_cumprod).to(torch.float64) ** 0.5
+
+    def __call__(self, x: torch.Tensor, timestep: torch.Tensor, **kwargs) -> torch.Tensor:
+        sigma = self.sigmas[torch.as_tensor(timestep).reshape(-1).round().long()]
+        scaled = x * (sigma**2 + 1).sqrt().reshape(-1, 1, 1, 1).to(x.dtype)
+        x0 = self.x0_model(scaled, sigma.to(x.dtype), **kwargs)
+        return (scaled - x0) / sigma.reshape(-1, 1, 1, 1).to(x.dtype)
 
 
 def karras_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,20 +159,28 @@ class OracleImg2Img:
         start = alphas_cumprod[timesteps[t_enc]]
         x = init * start.sqrt() + noise * (1 - start).sqrt()
         model, blend = self.eps_model, None
+        sigma_frame = job.sampler in SIGMA_FRAME_SAMPLERS
         if release is not None and len(sched) >= 2:
             # One level per model call (timesteps[t_enc - 1] .. timesteps[1]), then the final one.
             levels = sched.flip(0).to(torch.float64)
+            if sigma_frame:
+                levels = ((1 - alphas_cumprod[sched.flip(0)]) / alphas_cumprod[sched.flip(0)]) ** 0.5
             blend = DifferentialBlend(
                 init,
                 noise,
                 release,
                 levels,
-                prediction="eps",
-                noising="vp",
+                prediction="x0" if sigma_frame else "eps",
+                noising="ve" if sigma_frame else "vp",
                 alphas_cumprod=alphas_cumprod,
                 ddim_landing=True,
             )
-            model = BlendedModel(self.eps_model, blend, variant)
+            if sigma_frame:
+                model = SigmaFrameEps(BlendedModel(self.denoiser, blend, variant), alphas_cumprod)
+            else:
+                model = BlendedModel(self.eps_model, blend, variant)
+        elif sigma_frame:
+            model = SigmaFrameEps(self.denoiser, alphas_cumprod)
         torch.manual_seed(seed)
         alphas = alphas_cumprod[sched]
         alphas_prev = alphas_cumprod[torch.nn.functional.pad(sched[:-1], pad=(1, 0))]

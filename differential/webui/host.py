@@ -1,8 +1,8 @@
-"""What the extension reads from A1111 (v1.10.1): geometry, schedule, processed originals.
+"""What the extension reads from the host's job: geometry, processed originals, masks, files.
 
-The only module besides ``script``/``callbacks``/``routes``/``settings`` that imports A1111's
-``modules``; every function here takes A1111's processing object ``p`` and returns plain data
-for :mod:`differential.webui.job`.
+The same on A1111 v1.10.1 and Forge. Every function here takes the host's processing object
+``p`` (or a mask image) and returns plain data for :mod:`differential.webui.job`; the sampler's
+schedule is read in :mod:`.sampling`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
 from PIL import Image, ImageOps
 
 from ..geometry import CropRegion
-from .job import Geometry, Schedule
+from .job import Geometry
 
 
 def crop_region_of(p) -> CropRegion | None:
@@ -33,35 +32,6 @@ def geometry_of(p) -> Geometry:
         resize_mode=int(p.resize_mode),
         init_sizes=tuple(image.size for image in p.init_images),
         crop_region=crop_region_of(p),
-    )
-
-
-def schedule_of(p) -> Schedule:
-    """The job's levels exactly as the sampler will run them (sigmas, or DDIM-family timesteps)."""
-    from modules import sd_samplers_common, sd_samplers_timesteps, shared
-
-    steps, t_enc = sd_samplers_common.setup_img2img_steps(p)
-    sampler = p.sampler
-    config = getattr(sampler, "config", None)
-    options = getattr(config, "options", None) or {}
-    if isinstance(sampler, sd_samplers_timesteps.CompVisSampler):
-        timesteps = sampler.get_timesteps(p, steps)[:t_enc]
-        return Schedule(
-            levels=timesteps.flip(0).to(device="cpu", dtype=torch.float64),
-            total_steps=steps,
-            t_enc=t_enc,
-            prediction="eps",
-            noising="vp",
-            alphas_cumprod=shared.sd_model.alphas_cumprod.detach().cpu(),
-            ddim_landing=getattr(config, "name", "") == "DDIM",
-        )
-    sigmas = sampler.get_sigmas(p, steps)
-    return Schedule(
-        levels=sigmas[steps - t_enc - 1 :].to(device="cpu", dtype=torch.float32),
-        total_steps=steps,
-        t_enc=t_enc,
-        second_order=bool(options.get("second_order", False)),
-        noising="flow" if hasattr(shared.sd_model, "add_noise_to_latent") else "ve",
     )
 
 

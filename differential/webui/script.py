@@ -1,7 +1,8 @@
-"""The A1111 Script: UI panel, argument handling and the per-job hooks (no algorithm here)."""
+"""The Script (A1111 and Forge): UI panel, argument handling and the per-job hooks (no algorithm here)."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 from typing import Any
@@ -16,21 +17,13 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import depth, host, sourcing
+from . import depth, sampling, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState
 from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, SOURCE_SLIDER_ROWS, default_value
+from .ui_inputs import HostInputs, inputs_for_host
 
-#: elem_ids of A1111's img2img init image components, in tab order, and its strength slider.
-INIT_IMAGE_IDS = ("img2img_image", "img2img_sketch", "img2maskimg", "inpaint_sketch", "img_inpaint_base")
-DENOISING_ID = "img2img_denoising_strength"
-#: The inpaint mask sources: the Inpaint tab's drawn mask (inside ``img2maskimg``), the Inpaint
-#: upload tab's mask, and the "Mask mode" radio (index 1 = inpaint not masked).
-UPLOAD_MASK_ID = "img_inpaint_mask"
-MASK_MODE_ID = "img2img_mask_mode"
-#: Host components the preview reads, in the order they follow the panel's fields.
-PREVIEW_HOST_IDS = (*INIT_IMAGE_IDS, UPLOAD_MASK_ID, MASK_MODE_ID, DENOISING_ID)
 #: Attribute prefix an XYZ plot axis sets on the processing object to override a field.
 OVERRIDE_PREFIX = "dd_"
 #: The panel groups shown for each source.
@@ -56,45 +49,23 @@ def log(message: str) -> None:
     print(f"[{TITLE}] {message}", file=sys.stderr)
 
 
-def _first_image(values: list[Any]):
-    for value in values:
-        if isinstance(value, dict):  # inpaint tabs: {"image": ..., "mask": ...}
-            value = value.get("image")
-        if value is not None:
-            return value
-    return None
-
-
-def _preview_mask(host_values: dict[str, Any]) -> tuple[Any, Any]:
-    """``(image, mask)`` of the Inpaint tab (when a mask is drawn) or else the Inpaint upload tab."""
-    drawn = host_values.get("img2maskimg")
-    if isinstance(drawn, dict) and drawn.get("mask") is not None and drawn["mask"].getbbox():
-        image, mask = drawn.get("image"), drawn["mask"]
-    else:
-        image, mask = host_values.get("img_inpaint_base"), host_values.get(UPLOAD_MASK_ID)
-    return image, host.binary_mask(mask, invert=host_values.get(MASK_MODE_ID) == 1)
-
-
-def preview_cells(*values) -> tuple[Any, np.ndarray] | None:
+def preview_cells(inputs: HostInputs, *values) -> tuple[Any, np.ndarray] | None:
     """``(init image, per-cell strength)`` for the panel's current values, or None.
 
     ``values`` are the panel's fields after ``enabled`` (``POSITIONAL[1:]``), then the host
-    components :data:`PREVIEW_HOST_IDS`. Strength = Denoising strength x adjusted map value.
+    components of ``inputs``. Strength = Denoising strength x adjusted map value.
     """
     count = len(POSITIONAL) - 1
     named = dict(zip(POSITIONAL[1:], values[:count]))
-    host_values = dict(zip(PREVIEW_HOST_IDS, values[count:]))
-    init = _first_image([host_values.get(elem_id) for elem_id in INIT_IMAGE_IDS])
-    mask = None
-    if named.get("source") == "mask":
-        init, mask = _preview_mask(host_values)
+    source = inputs.read(list(values[count:]), with_mask=named.get("source") == "mask")
+    init = source.init
     if init is None:
         return None
     named["map_dir"] = ""
     try:
         settings = parse_settings([{"enabled": True, **named}])
         if settings.source.generated:
-            maps = sourcing.generated_maps(settings.source, [init], mask)
+            maps = sourcing.generated_maps(settings.source, [init], source.mask)
         else:
             maps = settings.maps
     except FieldError as error:
@@ -104,12 +75,12 @@ def preview_cells(*values) -> tuple[Any, np.ndarray] | None:
     adjusted = apply_adjustments(maps[0], settings.adjust)
     pixel, _ = latent_grid(adjusted, init.width, init.height)
     cells = to_latent_grid(np.clip(pixel, 0.0, 1.0), init.height // 8, init.width // 8)
-    return init, cells * float(host_values.get(DENOISING_ID) or 0.0)
+    return init, cells * source.denoising_strength
 
 
-def render_preview(*values):
+def render_preview(inputs: HostInputs, *values):
     """UI preview: per-cell strength ``D * v`` over the init image (None until it can be made)."""
-    found = preview_cells(*values)
+    found = preview_cells(inputs, *values)
     return None if found is None else strength_preview(*found)
 
 
@@ -136,7 +107,7 @@ class DifferentialDiffusionScript(scripts.Script):
 
     def __init__(self):
         super().__init__()
-        self.host_components: dict[str, Any] = {}
+        self.host_inputs = inputs_for_host()
         self._preview_parts: tuple[Any, list[Any]] | None = None
 
     def title(self):
@@ -146,9 +117,7 @@ class DifferentialDiffusionScript(scripts.Script):
         return scripts.AlwaysVisible if is_img2img else False
 
     def after_component(self, component, **kwargs):
-        elem_id = kwargs.get("elem_id")
-        if elem_id in PREVIEW_HOST_IDS:
-            self.host_components[elem_id] = component
+        if self.host_inputs.collect(component, kwargs.get("elem_id"), kwargs.get("elem_classes")):
             self._wire_preview()
 
     def _slider(self, name: str):
@@ -257,14 +226,14 @@ class DifferentialDiffusionScript(scripts.Script):
         A1111's "Mask mode" radio is created after the scripts' UI, so this runs again from
         :meth:`after_component`; it wires once. Absent when the API builds no UI.
         """
-        if self._preview_parts is None or any(elem_id not in self.host_components for elem_id in PREVIEW_HOST_IDS):
+        if self._preview_parts is None or not self.host_inputs.ready:
             return
         preview, controls = self._preview_parts
         self._preview_parts = None
-        host_inputs = [self.host_components[elem_id] for elem_id in PREVIEW_HOST_IDS]
-        inputs = [*controls[1:], *host_inputs]
+        inputs = [*controls[1:], *self.host_inputs.components()]
+        render = functools.partial(render_preview, self.host_inputs)
         for trigger in inputs:
-            trigger.change(fn=render_preview, inputs=inputs, outputs=[preview], show_progress=False)
+            trigger.change(fn=render, inputs=inputs, outputs=[preview], show_progress=False)
 
     # -- job hooks ------------------------------------------------------------------------------
     def process(self, p, *args):
@@ -315,21 +284,10 @@ class DifferentialDiffusionScript(scripts.Script):
         shared.state.interrupt()
 
     def process_before_every_sampling(self, p, *args, **kwargs):
-        state: JobState | None = getattr(p, STATE_ATTRIBUTE, None)
-        if state is None:
-            return
-        state.blend = None
-        latent = kwargs["x"]
-        geometry = host.geometry_of(p)
-        state.prepare_maps(geometry, tuple(latent.shape[-2:]))
-        if state.settings.exact_keep and not state.originals:
-            state.originals = host.processed_originals(p, geometry)
-        state.start_sampling(latent, kwargs["noise"], host.schedule_of(p), p.denoising_strength)
+        sampling.before_every_sampling(p, kwargs["x"], kwargs["noise"])
 
     def post_sample(self, p, ps, *args):
-        state: JobState | None = getattr(p, STATE_ATTRIBUTE, None)
-        if state is not None:
-            ps.samples = state.finalize(ps.samples)
+        ps.samples = sampling.after_sampling(p, ps.samples)
 
     def postprocess_image(self, p, pp, *args):
         state: JobState | None = getattr(p, STATE_ATTRIBUTE, None)

@@ -1,0 +1,103 @@
+"""The sampling hooks: the job's schedule as the host's sampler runs it, and the blend's setup.
+
+How the hosts differ (the only place that knows, besides :mod:`.ui_inputs`):
+
+* **A1111** runs the timestep samplers (DDIM, PLMS, UniPC) on an eps model: the CFG
+  callbacks see timesteps and eps predictions, so the blend works in timesteps (``"eps"``
+  prediction, ``"vp"`` noising).
+* **Forge** converts them in its ``CFGDenoiser`` (``classic_ddim_eps_estimation``) *before*
+  the callbacks: they see the timestep's sigma ``sqrt((1 - a) / a)``, the input scaled to
+  ``x_t / sqrt(a)`` and an x0 prediction. The blend then works in sigmas (``"x0"``, ``"ve"``),
+  with the DDIM landing in that frame. k-diffusion samplers are the same on both hosts.
+  Flow models: A1111 marks them with ``add_noise_to_latent``, Forge with a flow predictor.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import host
+from .host_kind import FORGE
+from .job import STATE_ATTRIBUTE, JobState, Schedule
+
+
+def _model_is_flow() -> bool:
+    from modules import shared
+
+    model = shared.sd_model
+    if FORGE:
+        predictor = model.forge_objects.unet.model.predictor
+        return "Flow" in type(predictor).__name__ or "Flux" in type(predictor).__name__
+    return hasattr(model, "add_noise_to_latent")
+
+
+def _timestep_schedule(timesteps: torch.Tensor, steps: int, t_enc: int, ddim: bool) -> Schedule:
+    """Schedule of a timestep sampler (DDIM family); ``timesteps`` = the job's, ascending."""
+    from modules import shared
+
+    alphas_cumprod = shared.sd_model.alphas_cumprod.detach().to(device="cpu", dtype=torch.float64)
+    levels = timesteps.flip(0).to(device="cpu")
+    if FORGE:  # the callbacks see sigmas and x0 predictions (see the module docstring)
+        sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+        return Schedule(
+            levels=sigmas[levels.long()],
+            total_steps=steps,
+            t_enc=t_enc,
+            prediction="x0",
+            noising="ve",
+            ddim_landing=ddim,
+        )
+    return Schedule(
+        levels=levels.to(torch.float64),
+        total_steps=steps,
+        t_enc=t_enc,
+        prediction="eps",
+        noising="vp",
+        alphas_cumprod=alphas_cumprod,
+        ddim_landing=ddim,
+    )
+
+
+def schedule_of(p) -> Schedule:
+    """The job's levels exactly as the sampler will run them (sigmas, or DDIM-family timesteps)."""
+    from modules import sd_samplers_common, sd_samplers_timesteps
+
+    steps, t_enc = sd_samplers_common.setup_img2img_steps(p)
+    sampler = p.sampler
+    config = getattr(sampler, "config", None)
+    options = getattr(config, "options", None) or {}
+    if isinstance(sampler, sd_samplers_timesteps.CompVisSampler):
+        timesteps = sampler.get_timesteps(p, steps)[:t_enc]
+        return _timestep_schedule(timesteps, steps, t_enc, ddim=getattr(config, "name", "") == "DDIM")
+    sigmas = sampler.get_sigmas(p, steps)
+    return Schedule(
+        levels=sigmas[steps - t_enc - 1 :].to(device="cpu", dtype=torch.float32),
+        total_steps=steps,
+        t_enc=t_enc,
+        second_order=bool(options.get("second_order", False)),
+        noising="flow" if _model_is_flow() else "ve",
+    )
+
+
+def job_state(p) -> JobState | None:
+    """The job's state, or None for a job without the extension."""
+    return getattr(p, STATE_ATTRIBUTE, None)
+
+
+def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
+    """Build the blend of this sampling run (the maps are brought to the job's geometry once)."""
+    state = job_state(p)
+    if state is None:
+        return
+    state.blend = None
+    geometry = host.geometry_of(p)
+    state.prepare_maps(geometry, tuple(latent.shape[-2:]))
+    if state.settings.exact_keep and not state.originals:
+        state.originals = host.processed_originals(p, geometry)
+    state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength)
+
+
+def after_sampling(p, samples: torch.Tensor) -> torch.Tensor:
+    """Put never-released cells exactly at the original latent."""
+    state = job_state(p)
+    return samples if state is None else state.finalize(samples)
