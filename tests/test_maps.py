@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
+from damaged import DAMAGED, b64, encode, noise_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -102,8 +103,17 @@ def test_bad_inputs_raise_one_clear_error(source, message):
 
 def test_truncated_png_is_refused():
     data = png_bytes(Image.new("L", (64, 64), 7))
-    with pytest.raises(MapError, match="not a readable image"):
+    with pytest.raises(MapError, match="corrupt image data"):
         load_map(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_data_damaged_past_a_valid_header_is_refused(name):
+    """Truncated PNG and JPEG, a PNG whose IDAT CRC fails (Pillow alone would decode it), broken zlib."""
+    with pytest.raises(MapError, match="corrupt image data") as caught:
+        load_map(DAMAGED[name](), field="maps[1]")
+    assert caught.value.field == "maps[1]"
+    assert load_map(b64(encode(noise_image()))).shape == (64, 64)  # the undamaged image loads
 
 
 def _png_header_only(width: int, height: int) -> bytes:

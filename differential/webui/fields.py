@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +21,14 @@ import numpy as np
 
 from ..adjust import RANGES, MapAdjustments
 from ..generators import EASINGS
-from ..maps import MapError, load_map
+from ..maps import MapError
 from ..sources import GENERATED, PARAMETER_RANGES, SOURCES, MapSource
+from .decoded import load_decoded
 
 TITLE = "Differential Diffusion"
+
+#: Loads one map: ``loader(value, field=name)`` -> float32 ``[H, W]`` in [0, 1], or raises ``MapError``.
+MapLoader = Callable[..., np.ndarray]
 
 
 class FieldError(ValueError):
@@ -235,8 +239,11 @@ def _as_text(name: str, value: Any, limit: int = 4096) -> str:
     return value.strip()
 
 
-def load_field_map(name: str, value: Any, loader=load_map) -> np.ndarray:
-    """Load the map of field ``name``; an unusable one raises :class:`FieldError`."""
+def load_field_map(name: str, value: Any, loader: MapLoader = load_decoded) -> np.ndarray:
+    """Load the map of field ``name``; an unusable one raises :class:`FieldError`.
+
+    The default loader takes the map the request check already decoded for this value, if any.
+    """
     try:
         return loader(value, field=name)
     except MapError as error:
@@ -268,12 +275,15 @@ def normalise_args(args: Sequence[Any]) -> dict[str, Any]:
     return values
 
 
-def parse_settings(args: Sequence[Any], overrides: Mapping[str, Any] | None = None, loader=load_map) -> JobSettings:
+def parse_settings(
+    args: Sequence[Any], overrides: Mapping[str, Any] | None = None, loader: MapLoader = load_decoded
+) -> JobSettings:
     """Validate the script arguments (UI positional list or API dict) into :class:`JobSettings`.
 
     ``overrides`` (named values, e.g. from an XYZ plot axis) replace the arguments. A disabled
     job is not validated further: an API user can leave stale fields in a disabled request.
-    ``loader`` loads each map (``maps.check_map`` for a header-only check).
+    ``loader`` loads each map (default: :func:`.decoded.load_decoded`, the request check's
+    decode when there is one; the request check passes its own, see :mod:`.validation`).
     """
     values = normalise_args(args)
     if overrides:

@@ -1,22 +1,32 @@
 """Refuse bad API requests before A1111 starts the job (HTTP 422 naming the field).
 
 A1111 swallows exceptions raised in script hooks, so a bad field found there can only stop the
-job. Maps are checked here up to their header (base64, format, size); an image whose data is
-corrupt past a valid header is found when the job decodes it, and that job is stopped with the
-reason in the response's info. Requests to ``/sdapi/v1/img2img`` that carry this script's
-arguments are therefore checked first, by an ASGI middleware that reads the body, validates it
-with the same parser the script uses, and either answers 422 or replays the body to A1111.
+job. Requests to ``/sdapi/v1/img2img`` that carry this script's arguments are therefore checked
+first, by an ASGI middleware that reads the body, validates it with the same parser the script
+uses, and either answers 422 or replays the body to A1111.
+
+Every map the request uses (``map``, each of ``maps``, ``paint``) is decoded in full here, so a
+corrupt one (valid header, damaged data) is refused too. The decode happens once: the arrays are
+kept (:mod:`.decoded`) until the response is sent, and the job takes them instead of decoding
+again. The check runs in one long-lived worker thread, not in the server's event loop, and
+returns the memory freed after a decode to the system (glibc ``malloc_trim``), so that thread's
+allocator arena does not keep the decode's peak resident.
 No A1111 import here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import json
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..maps import check_map
-from .fields import FIELDS, POSITIONAL, TITLE, FieldError, check_map_count, parse_settings
+from ..maps import load_map
+from .decoded import DECODED, RequestHold
+from .fields import FIELDS, POSITIONAL, TITLE, FieldError, MapLoader, check_map_count, parse_settings
 from .infotext import KEYS, read_field
 
 #: A1111's infotext parser (``infotext_utils.parse_generation_parameters``): text -> params.
@@ -59,12 +69,14 @@ def validate_img2img_request(
     body: Any,
     depth_problem: Callable[[str], str | None] | None = None,
     parse_infotext: InfotextParser | None = None,
+    loader: MapLoader = load_map,
 ) -> FieldError | None:
     """The first problem with this script's arguments in an img2img request body, or None.
 
     ``depth_problem(depth_model)`` says why the Depth source cannot run here (None when it can);
     ``parse_infotext`` reads an ``infotext`` field as A1111 will (without it, that field is not
-    taken into account).
+    taken into account); ``loader`` decodes each map (a :class:`.decoded.RequestHold`'s ``load``
+    keeps them for the job).
     """
     if not isinstance(body, Mapping):
         return None
@@ -79,8 +91,7 @@ def validate_img2img_request(
     if not isinstance(args, list):
         return FieldError(f"{prefix}.args", f"got {type(args).__name__}", "a list: [{...named fields...}]")
     try:
-        # Header-only map check: the pixels are decoded once, in the job (process()).
-        settings = parse_settings(effective_args(args, body, parse_infotext), loader=check_map)
+        settings = parse_settings(effective_args(args, body, parse_infotext), loader=loader)
     except FieldError as error:
         return error
     if not settings.enabled:
@@ -120,6 +131,40 @@ def error_body(error: FieldError) -> dict[str, Any]:
     return {"error": f"{TITLE}: invalid argument", "detail": str(error), **error.as_dict()}
 
 
+_checker: ThreadPoolExecutor | None = None
+_checker_lock = threading.Lock()
+
+
+def checker() -> ThreadPoolExecutor:
+    """The one thread that checks requests (and decodes their maps), started on first use.
+
+    One long-lived thread: its allocator arena is reused by every decode, not one per thread.
+    """
+    global _checker
+    with _checker_lock:
+        if _checker is None:
+            _checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="differential-diffusion-check")
+        return _checker
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Return freed heap memory to the system (glibc; nothing elsewhere)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 class RequestValidationMiddleware:
     """ASGI middleware answering 422 for img2img requests with unusable arguments."""
 
@@ -133,6 +178,29 @@ class RequestValidationMiddleware:
         self.depth_problem = depth_problem
         self.parse_infotext = parse_infotext
 
+    def check(self, raw: bytes, hold: RequestHold) -> FieldError | None:
+        """Parse and validate a request body (in the checker thread); maps are kept in ``hold``.
+
+        After a decode, what it freed (the body, the image buffers) goes back to the system.
+        """
+        problem = self._validate(raw, hold)
+        if hold.decoded:
+            release_free_memory()
+        return problem
+
+    def _validate(self, raw: bytes, hold: RequestHold) -> FieldError | None:
+        try:
+            body = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return None  # A1111 answers malformed JSON itself
+        return validate_img2img_request(body, self.depth_problem, self.parse_infotext, loader=hold.load)
+
+    @staticmethod
+    async def release(hold: RequestHold) -> None:
+        """Drop what ``hold`` kept and return that memory to the system (in the checker thread)."""
+        if hold.release() and hold.decoded:
+            await asyncio.get_running_loop().run_in_executor(checker(), release_free_memory)
+
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != IMG2IMG_PATH:
             await self.app(scope, receive, send)
@@ -143,29 +211,36 @@ class RequestValidationMiddleware:
             messages.append(message)
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False) and message.get("type") == "http.request"
+        hold = DECODED.hold()
         try:
-            body = json.loads(b"".join(chunks) or b"null")
-        except (ValueError, UnicodeDecodeError):
-            body = None  # A1111 answers malformed JSON itself
-        problem = validate_img2img_request(body, self.depth_problem, self.parse_infotext)
-        if problem is not None:
-            payload = json.dumps(error_body(problem)).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 422,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(payload)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": payload})
-            return
+            loop = asyncio.get_running_loop()
+            problem = await loop.run_in_executor(checker(), self.check, b"".join(chunks), hold)
+            if problem is not None:
+                await self.release(hold)
+                payload = json.dumps(error_body(problem)).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 422,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": payload})
+                return
 
-        async def replay():
-            if messages:
-                return messages.pop(0)
-            return await receive()
+            async def replay():
+                if messages:
+                    return messages.pop(0)
+                return await receive()
 
-        await self.app(scope, replay, send)
+            async def send_after_job(message):
+                if message.get("type") == "http.response.start":  # the job is over
+                    await self.release(hold)
+                await send(message)
+
+            await self.app(scope, replay, send_after_job)
+        finally:
+            hold.release()  # no response (an error, the client left): nothing stays kept
