@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__
-from . import depth
+from . import depth, host_kind
 from .fields import POSITIONAL, TITLE, json_schema
 from .validation import RequestValidationMiddleware
 
@@ -12,7 +12,13 @@ PREFIX = "/differential-diffusion/v1"
 
 def on_app_started(demo, app) -> None:
     def version():
-        return {"name": TITLE, "version": __version__, "script_title": TITLE, "positional_args": list(POSITIONAL)}
+        return {
+            "name": TITLE,
+            "version": __version__,
+            "host": host_kind.NAME,
+            "script_title": TITLE,
+            "positional_args": list(POSITIONAL),
+        }
 
     def schema():
         return json_schema()

@@ -16,19 +16,15 @@ Environment:
 
 Each session gets a fresh data dir (``--data-dir``): models/, extensions/, config.json, cache, outputs all
 live there, so the WebUI checkout is not written to. The extension is the repository these tests live in,
-linked into ``<data-dir>/extensions/sd-webui-differential-diffusion`` (see ``_link_extension``).
+linked into ``<data-dir>/extensions/sd-webui-differential-diffusion`` (see ``server.link_extension``).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,12 +37,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from helpers import CHECKPOINT_NAME, EXTENSION_DIRNAME, WebUI, b64_png, img2img_payload, make_init_image, prime  # noqa: E402
+from helpers import CHECKPOINT_NAME, WebUI, b64_png, img2img_payload, make_init_image, prime  # noqa: E402
+from server import free_port, link_extension, make_writable, serve, server_env  # noqa: E402
 
 REPO = HERE.parents[1]
-READY_PATH = "/sdapi/v1/sd-models"
-# top-level entries of the repo not linked into the extension dir (see _link_extension)
-NOT_LINKED = {".git", ".venv", ".pytest_cache", ".ruff_cache", ".hypothesis", "__pycache__", "demo-output", "tests"}
 # WebUI settings for the run (written to <data-dir>/config.json before start-up)
 WEBUI_SETTINGS = {
     # live previews would load models/VAE-approx from the (empty) data dir, and cost CPU time
@@ -101,94 +95,6 @@ def _require_webui():
         pytest.skip(SKIP_REASON)
 
 
-# -------------------------------------------------------------------------------------------- process
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _make_writable(root: Path) -> None:
-    for path in [root, *root.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | 0o200)
-
-
-def _server_env(hf_home: Path) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        # COMMANDLINE_ARGS is appended to launch.py's argv; the others would leak the test venv into the server
-        if k not in {"COMMANDLINE_ARGS", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_CURRENT_TEST"}
-        and not k.startswith("SD_WEBUI_")
-    }
-    env.update(
-        HF_HOME=str(hf_home),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        OMP_WAIT_POLICY="PASSIVE",
-        GRADIO_ANALYTICS_ENABLED="False",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _die_with_parent():
-    """In the child before exec: get SIGTERM when the test process dies, even by SIGKILL (Linux only)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the server's process group, SIGKILL what is left after ``grace`` seconds, then reap the server.
-
-    The server is reaped only at the end: while it is unreaped its PID (= the group ID) cannot be reused,
-    so the signals cannot reach an unrelated process group.
-    """
-    if proc.returncode is not None:  # already reaped (it died during start-up)
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        # has it exited? (WNOWAIT: look, but leave it unreaped)
-        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            break
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the server if it is still up, and anything it started
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-
-
-def _link_extension(extensions_dir: Path) -> Path:
-    """Make the repository visible as ``<extensions>/sd-webui-differential-diffusion``.
-
-    A real directory holding one symlink per top-level entry of the repository, without ``.git`` (and
-    caches, venvs, tests). Linking the repository root itself would also work, but then A1111 reads the
-    extension's git data; this checkout has no ``origin`` remote, so building the Extensions tab logs
-    "Failed reading extension data from Git repository (sd-webui-differential-diffusion)" with a
-    traceback, which is about the checkout, not the extension.
-    """
-    target = extensions_dir / EXTENSION_DIRNAME
-    extensions_dir.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("DD_WEBUI_LINK", "") == "root":
-        target.symlink_to(REPO, target_is_directory=True)
-        return target
-    target.mkdir()
-    for entry in sorted(REPO.iterdir()):
-        if entry.name not in NOT_LINKED:
-            (target / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
-    return target
-
-
 def _make_checkpoint(python: Path, webui_dir: Path, models_dir: Path, env: dict, log: Path) -> Path:
     out = models_dir / "Stable-diffusion" / f"{CHECKPOINT_NAME}.safetensors"
     cmd = [str(python), str(HERE / "make_checkpoint.py"), "--webui", str(webui_dir), "--out", str(out)]
@@ -198,26 +104,6 @@ def _make_checkpoint(python: Path, webui_dir: Path, models_dir: Path, env: dict,
     if result.returncode != 0 or not out.exists():
         raise RuntimeError(f"make_checkpoint.py failed ({result.returncode}):\n{log.read_text()[-4000:]}")
     return out
-
-
-def _wait_ready(server: WebUI, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the WebUI exited with {proc.returncode} during start-up:\n{server.log_tail(80)}")
-        log = server.log_text()
-        if "Stable diffusion model failed to load" in log:
-            raise RuntimeError(f"the WebUI could not load the test checkpoint:\n{server.log_tail(80)}")
-        if "Model loaded in" in log:
-            try:
-                status, _ = server.get(READY_PATH, timeout=10)
-            except OSError:
-                status = None
-            if status == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the WebUI was not ready after {timeout:.0f}s:\n{server.log_tail(80)}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
@@ -234,15 +120,15 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
     data_dir = tmp_path_factory.mktemp("webui")
     hf_home = data_dir / "hf_home"
     shutil.copytree(_hf_source(), hf_home, symlinks=False)
-    _make_writable(hf_home)  # the fixture is read-only; the hub library may write locks or refs
-    env = _server_env(hf_home)
+    make_writable(hf_home)  # the fixture is read-only; the hub library may write locks or refs
+    env = server_env(hf_home)
     python = _webui_python(webui_dir)
 
     checkpoint = _make_checkpoint(python, webui_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
-    extension_dir = _link_extension(data_dir / "extensions")
+    extension_dir = link_extension(data_dir / "extensions")
     (data_dir / "config.json").write_text(json.dumps(WEBUI_SETTINGS, indent=2))
 
-    port = _free_port()
+    port = free_port()
     ui = os.environ.get("DD_WEBUI_NOWEBUI", "") != "1"
     args = [
         "--skip-prepare-environment",
@@ -266,44 +152,26 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
         args.append("--nowebui")
     args += shlex.split(os.environ.get("DD_WEBUI_EXTRA_ARGS", ""))
 
-    log_path = data_dir / "webui.log"
     server = WebUI(
         url=f"http://127.0.0.1:{port}",
         pid=0,
-        log_path=log_path,
+        log_path=data_dir / "webui.log",
         data_dir=data_dir,
         extension_dir=extension_dir,
         checkpoint=checkpoint,
         ui=ui,
+        startup_seconds=time.monotonic() - t0,
     )
-    with open(log_path, "w") as log:
-        log.write(f"$ {python} launch.py {shlex.join(args)}\n")
-        log.flush()
-        proc = subprocess.Popen(
-            [str(python), "launch.py", *args],
-            cwd=webui_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: teardown kills the server and its children
-            preexec_fn=_die_with_parent,
-        )
-    server.pid = proc.pid
-    atexit.register(_kill_group, proc, 5.0)  # last resort if the session is torn down abnormally
+    timeout = float(os.environ.get("DD_WEBUI_START_TIMEOUT", "240"))
     try:
-        _wait_ready(server, proc, float(os.environ.get("DD_WEBUI_START_TIMEOUT", "240")))
-        server.startup_seconds = time.monotonic() - t0
-        server.ready_log_size = len(server.log_text())
-        _SUMMARY.append(
-            f"WebUI {server.url} (pid {server.pid}) ready after {server.startup_seconds:.1f}s; log: {log_path}"
-        )
-        yield server
+        with serve(server, python, webui_dir, args, env, timeout) as running:
+            _SUMMARY.append(
+                f"WebUI {running.url} (pid {running.pid}) ready after {running.startup_seconds:.1f}s; "
+                f"log: {running.log_path}"
+            )
+            yield running
     finally:
-        t1 = time.monotonic()
-        _kill_group(proc)
-        atexit.unregister(_kill_group)
-        _SUMMARY.append(f"WebUI stopped in {time.monotonic() - t1:.1f}s (exit code {proc.returncode})")
+        _SUMMARY.append(f"WebUI {server.extra.get('stop', 'not started')}")
         if os.environ.get("DD_WEBUI_KEEP", "") != "1":
             shutil.rmtree(data_dir / "models", ignore_errors=True)
 

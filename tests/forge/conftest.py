@@ -1,0 +1,141 @@
+"""Integration tests against a real Stable Diffusion WebUI Forge (``dfdcbab``) running on the CPU.
+
+Skipped unless ``DD_FORGE_DIR`` names a Forge checkout with ``repositories/huggingface_guess``.
+
+Environment:
+    DD_FORGE_DIR         Forge checkout (required)
+    DD_FORGE_PYTHON      its Python (default: $DD_FORGE_DIR/venv/bin/python, else $DD_FORGE_DIR/../venv/bin/python)
+    DD_FORGE_CHECKPOINT  a checkpoint made earlier by ``tests/forge/make_checkpoint.py`` to reuse (it is
+                         deterministic); by default the suite generates it (2 GiB) in its data dir
+    DD_HF_HOME           as for the A1111 suite (the CLIP tokenizer cache, copied for the run)
+    DD_WEBUI_START_TIMEOUT  seconds to wait for the server (default 600)
+
+Forge builds its networks from fixed configs, so the checkpoint is a full-size random SD1.5 one. The
+server runs with ``--always-cpu`` on 127.0.0.1 with a fresh ``--data-dir``, this repository linked in as
+the extension beside the test-only probe extension (``tests/webui/probe_extension``), live previews
+off, and is stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+WEBUI_TESTS = HERE.parent / "webui"
+if str(WEBUI_TESTS) not in sys.path:
+    sys.path.insert(0, str(WEBUI_TESTS))
+
+from helpers import WebUI  # noqa: E402
+from server import free_port, link_extension, make_writable, serve, server_env  # noqa: E402
+
+REPO = HERE.parents[1]
+CHECKPOINT_NAME = "dd-test-sd15-full"
+SETTINGS = {"live_previews_enable": False, "multiple_tqdm": False}
+SKIP_REASON = "set DD_FORGE_DIR to a Forge checkout to run the Forge integration tests"
+_SUMMARY: list[str] = []
+
+
+def _forge_dir() -> Path | None:
+    value = os.environ.get("DD_FORGE_DIR", "").strip()
+    return Path(value).resolve() if value else None
+
+
+def _forge_python(forge_dir: Path) -> Path:
+    value = os.environ.get("DD_FORGE_PYTHON", "").strip()
+    if value:
+        return Path(value)
+    inside = forge_dir / "venv" / "bin" / "python"
+    return inside if inside.exists() else forge_dir.parent / "venv" / "bin" / "python"
+
+
+def _hf_source() -> Path:
+    value = os.environ.get("DD_HF_HOME", "").strip()
+    return Path(value) if value else REPO.parent / "shared" / "fixtures" / "hf-clip-vit-large-patch14"
+
+
+@pytest.fixture(autouse=True)
+def _require_forge():
+    if _forge_dir() is None:
+        pytest.skip(SKIP_REASON)
+
+
+def _checkpoint(python: Path, forge_dir: Path, models_dir: Path, env: dict, log: Path) -> Path:
+    out = models_dir / "Stable-diffusion" / f"{CHECKPOINT_NAME}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    reuse = os.environ.get("DD_FORGE_CHECKPOINT", "").strip()
+    if reuse:
+        out.symlink_to(Path(reuse).resolve())
+        return out
+    cmd = [str(python), str(HERE / "make_checkpoint.py"), "--forge", str(forge_dir), "--out", str(out)]
+    with open(log, "w") as f:
+        result = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=900, check=False)
+    if result.returncode != 0 or not out.exists():
+        raise RuntimeError(f"make_checkpoint.py failed ({result.returncode}):\n{log.read_text()[-4000:]}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def forge(tmp_path_factory) -> Iterator[WebUI]:
+    """Start Forge with a random full-size SD1.5 checkpoint, this extension and the probe; stop it at the end."""
+    forge_dir = _forge_dir()
+    if not (forge_dir / "launch.py").is_file() or not (forge_dir / "modules_forge").is_dir():
+        pytest.fail(f"{forge_dir} is not a Forge checkout (no launch.py / modules_forge)", pytrace=False)
+    t0 = time.monotonic()
+    data_dir = tmp_path_factory.mktemp("forge")
+    hf_home = data_dir / "hf_home"
+    shutil.copytree(_hf_source(), hf_home, symlinks=False)
+    make_writable(hf_home)
+    env = server_env(hf_home)
+    python = _forge_python(forge_dir)
+    checkpoint = _checkpoint(python, forge_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
+    extension_dir = link_extension(data_dir / "extensions")
+    (data_dir / "extensions" / "dd-probe").symlink_to(WEBUI_TESTS / "probe_extension", target_is_directory=True)
+    (data_dir / "config.json").write_text(json.dumps(SETTINGS, indent=2))
+    port = free_port()
+    args = [
+        "--skip-prepare-environment",
+        "--skip-install",
+        "--skip-torch-cuda-test",
+        "--always-cpu",
+        "--api",
+        "--server-name",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    server = WebUI(
+        url=f"http://127.0.0.1:{port}",
+        pid=0,
+        log_path=data_dir / "forge.log",
+        data_dir=data_dir,
+        extension_dir=extension_dir,
+        checkpoint=checkpoint,
+        startup_seconds=time.monotonic() - t0,
+    )
+    timeout = float(os.environ.get("DD_WEBUI_START_TIMEOUT", "600"))
+    try:
+        with serve(server, python, forge_dir, args, env, timeout, loaded="Startup time") as running:
+            _SUMMARY.append(f"Forge {running.url} (pid {running.pid}) ready after {running.startup_seconds:.1f}s")
+            yield running
+    finally:
+        _SUMMARY.append(f"Forge {server.extra.get('stop', 'not started')}; log: {server.log_path}")
+        if not os.environ.get("DD_FORGE_CHECKPOINT"):
+            shutil.rmtree(data_dir / "models", ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from helpers import MEASUREMENTS
+
+    for line in _SUMMARY + MEASUREMENTS:
+        terminalreporter.write_line(line)

@@ -1,0 +1,159 @@
+"""Forge's API: the contract of design.md on every sampler family, the 422s, infotext, the log.
+
+One batch of three init images per sampler carries the three checks at once (Forge seeds image
+``i`` of a batch with ``seed + i``, and every request here has the same seed and batch size, so
+the global RNG that Forge's VAE encode draws from is in the same state before each of them):
+row 0 a uniform map 0.5 (against plain img2img at half the strength), row 1 an all-white map
+(against plain img2img, bit-identical), row 2 a half-black map with pixel-exact keep. The probe
+extension records every model call's input for the held (black) cells of row 2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import MEASUREMENTS, SCRIPT_KEY, b64_png, dd, decode_b64_image, img2img_payload, make_init_image, to_array
+from PIL import Image
+
+SIZE = 128
+STEPS = 8
+SAMPLERS = [  # (sampler, scheduler, deterministic)
+    ("Euler", "Automatic", True),
+    ("Euler a", "Automatic", False),
+    ("DPM++ 2M", "Karras", True),
+    ("Heun", "Automatic", True),
+    ("DDIM", "Automatic", True),
+    ("UniPC", "Automatic", True),
+]
+#: Samplers whose held cells must sit exactly on init + sigma * (start noise) at every call.
+KDIFFUSION_EXACT = {"Euler", "DPM++ 2M", "Heun"}
+
+
+def square(value: int) -> Image.Image:
+    return Image.new("L", (SIZE, SIZE), value)
+
+
+def halves() -> Image.Image:
+    image = square(0)
+    image.paste(255, (SIZE // 2, 0, SIZE, SIZE))
+    return image
+
+
+INIT_A = make_init_image(SIZE, SIZE, seed=0)
+INIT_B = make_init_image(SIZE, SIZE, seed=5)
+INITS = [b64_png(INIT_A), b64_png(INIT_A), b64_png(INIT_B)]
+MAPS = [b64_png(square(128)), b64_png(square(255)), b64_png(halves())]
+
+
+def batch_payload(sampler: str, scheduler: str, strength: float, **overrides) -> dict:
+    payload = img2img_payload(
+        INITS[0],
+        init_images=INITS,
+        batch_size=3,
+        width=SIZE,
+        height=SIZE,
+        steps=STEPS,
+        sampler_name=sampler,
+        scheduler=scheduler,
+        denoising_strength=strength,
+    )
+    payload.update(overrides)
+    return payload
+
+
+def last_probe(forge) -> dict:
+    lines = (forge.data_dir / "dd_probe.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def primed(forge):
+    forge.img2img(batch_payload("Euler", "Automatic", 0.8))
+    return forge
+
+
+def test_loaded_listed_and_quiet(forge):
+    status, scripts = forge.get("/sdapi/v1/scripts")
+    assert status == 200 and SCRIPT_KEY in scripts["img2img"]
+    status, version = forge.get("/differential-diffusion/v1/version")
+    assert status == 200 and version["host"] == "Forge"
+    assert forge.log_errors("differential") == []
+
+
+@pytest.mark.parametrize("sampler, scheduler, deterministic", SAMPLERS)
+def test_sampler_contract(primed, sampler, scheduler, deterministic):
+    forge = primed
+    since = len(forge.log_text())
+    plain, _ = forge.img2img(batch_payload(sampler, scheduler, 0.8))
+    mapped, info = forge.img2img(
+        batch_payload(sampler, scheduler, 0.8, alwayson_scripts=dd(maps=MAPS, exact_keep=True))
+    )
+    probe = last_probe(forge)
+    half, _ = forge.img2img(batch_payload(sampler, scheduler, 0.4))
+    plain, mapped, half = ([to_array(image) for image in images] for images in (plain, mapped, half))
+
+    # all-white map = no extension, bit-identical
+    assert np.array_equal(mapped[1], plain[1])
+    # half black with exact keep: the black half is the input's pixels, the white half changes
+    original = to_array(INIT_B)
+    keep = slice(0, SIZE // 2 - 8)
+    assert np.array_equal(mapped[2][:, keep], original[:, keep])
+    assert np.abs(mapped[2][:, SIZE // 2 + 8 :] - original[:, SIZE // 2 + 8 :]).mean() > 2
+    # uniform 0.5 at 0.8 = plain img2img at 0.4
+    difference = np.abs(mapped[0] - half[0])
+    full = np.abs(plain[0] - half[0]).mean()
+    MEASUREMENTS.append(
+        f"Forge {sampler} ({scheduler}): uniform 0.5 at 0.8 vs plain 0.4: max {difference.max()} / "
+        f"mean {difference.mean():.3f} (plain 0.8 vs 0.4: mean {full:.1f})"
+    )
+    if sampler == "Euler":
+        assert difference.max() <= 1
+    elif deterministic and sampler != "DPM++ 2M":
+        assert difference.max() <= 2
+    assert difference.mean() < full / 2
+
+    # held cells never leave the re-noised original (the probe's record of every model call)
+    calls = [call["rows"][2] for call in probe["calls"]]
+    assert probe["sampler"] == sampler and calls and all(row is not None for row in calls)
+    worst = {key: max(row[key] for row in calls) for key in ("noise", "first", "abs")}
+    MEASUREMENTS.append(
+        f"Forge {sampler}: held cells over {len(calls)} calls: |eps - start noise| max {worst['noise']:.2e}, "
+        f"|eps - first call's| max {worst['first']:.2e}, |eps| max {worst['abs']:.2f}"
+    )
+    assert np.isfinite(list(worst.values())).all() and worst["abs"] < 10
+    if sampler in KDIFFUSION_EXACT:
+        assert worst["noise"] < 1e-3
+    elif deterministic:  # the DDIM family noises one step above its first call: eps is that call's
+        assert worst["first"] < 1e-3
+
+    assert "Differential diffusion: map" in info["infotexts"][2]
+    assert forge.log_errors("differential", since=since) == []
+
+
+def test_422_and_infotext_round_trip(primed):
+    forge = primed
+    status, body = forge.post(
+        "/sdapi/v1/img2img", img2img_payload(INITS[0], alwayson_scripts=dd(map=MAPS[2], feather=-1))
+    )
+    assert status == 422 and body["field"] == "feather"
+    status, body = forge.post("/sdapi/v1/img2img", img2img_payload(INITS[0], alwayson_scripts=dd(map="not an image")))
+    assert status == 422 and body["field"] == "map"
+
+    base = dict(width=SIZE, height=SIZE, steps=4)
+    fields = dict(source="linear", gradient_angle=90, gradient_start=0.2, gradient_end=0.8, feather=2, exact_keep=True)
+    status, response = forge.post("/sdapi/v1/img2img", img2img_payload(INITS[2], alwayson_scripts=dd(**fields), **base))
+    assert status == 200
+    infotext = json.loads(response["info"])["infotexts"][0]
+    status, png_info = forge.post("/sdapi/v1/png-info", {"image": response["images"][0]})
+    assert status == 200 and png_info["parameters"]["DD source"] == "linear"
+    again, info = forge.img2img(
+        img2img_payload(INITS[2], infotext=infotext, alwayson_scripts={SCRIPT_KEY: {"args": [{}]}}, **base)
+    )
+    assert (
+        info["infotexts"][0].split("Differential diffusion: ")[1][:15]
+        == infotext.split("Differential diffusion: ")[1][:15]
+    )
+    assert np.array_equal(to_array(again[0]), to_array(decode_b64_image(response["images"][0])))
+    assert forge.log_errors("differential") == []

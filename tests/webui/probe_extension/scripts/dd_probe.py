@@ -1,0 +1,86 @@
+"""Test-only extension (never shipped): how far held cells are from the re-noised original, per model call.
+
+For the cells that Differential Diffusion holds through the whole job (strength 0), every
+model call's input ``x`` at noise level ``sigma`` should be the original latent re-noised:
+``x = init + sigma * eps`` with the same ``eps`` at every call of a deterministic sampler
+(the sampler's start noise for k-diffusion samplers; for the DDIM family, which noises the
+init latent one schedule step above its first call, the ``eps`` implied at that first call).
+A1111's timestep samplers give ``x_t`` and a timestep; they are brought to that frame here
+(``x_t / sqrt(a)``, ``sigma = sqrt((1 - a) / a)``); Forge already calls back in it.
+
+Each finished job appends one JSON line to ``<data dir>/dd_probe.jsonl``: the sampler and, per
+call, sigma and the largest deviations over the held cells of each batch row.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+from modules import paths_internal, script_callbacks, scripts, shared
+
+FORGE = importlib.util.find_spec("modules_forge") is not None
+RECORDS = Path(paths_internal.data_path) / "dd_probe.jsonl"
+_job: dict = {}
+
+
+class ProbeScript(scripts.Script):
+    def title(self):
+        return "DD probe"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible if is_img2img else False
+
+    def process_before_every_sampling(self, p, *args, **kwargs):
+        _job.clear()
+        _job.update(p=p, init=kwargs["x"].double().cpu(), noise=kwargs["noise"].double().cpu(), calls=[])
+
+    def postprocess(self, p, processed, *args):
+        if _job.get("p") is p:
+            record = {"sampler": p.sampler_name, "scheduler": getattr(p, "scheduler", None), "calls": _job["calls"]}
+            with open(RECORDS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        _job.clear()
+
+
+def _held(p):
+    state = getattr(p, "differential_diffusion", None)
+    blend = getattr(state, "blend", None)
+    return None if blend is None else (blend.release > blend.t_enc).cpu()  # never released: strength 0
+
+
+def on_cfg_denoiser(params):
+    p = getattr(params.denoiser, "p", None)
+    if not _job or p is not _job["p"]:
+        return
+    held = _held(p)
+    if held is None:
+        return
+    from modules import sd_samplers_timesteps
+
+    init, noise = _job["init"], _job["noise"]
+    x = params.x[-init.shape[0] :].double().cpu()
+    sigma = float(params.sigma[-1])
+    if isinstance(p.sampler, sd_samplers_timesteps.CompVisSampler) and not FORGE:  # timestep, x_t
+        alpha = float(shared.sd_model.alphas_cumprod[int(round(sigma))])
+        x, sigma = x / alpha**0.5, ((1 - alpha) / alpha) ** 0.5
+    eps = (x - init) / sigma
+    if "first" not in _job:
+        _job["first"] = eps
+    rows = []
+    for row in range(init.shape[0]):
+        mask = held[min(row, held.shape[0] - 1), 0].expand_as(eps[row])
+        if not mask.any():
+            rows.append(None)
+            continue
+        held_eps = eps[row][mask]
+        rows.append(
+            {
+                "noise": float((held_eps - noise[row][mask]).abs().max()),
+                "first": float((held_eps - _job["first"][row][mask]).abs().max()),
+                "abs": float(held_eps.abs().max()),
+            }
+        )
+    _job["calls"].append({"sigma": sigma, "rows": rows})
+
+
+script_callbacks.on_cfg_denoiser(on_cfg_denoiser, name="dd_probe")
