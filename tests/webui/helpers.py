@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -119,6 +121,33 @@ def img2img_payload(init_b64: str, **overrides) -> dict:
     payload["init_images"] = [init_b64]
     payload.update(overrides)
     return payload
+
+
+# --------------------------------------------------------------------------------------------- browser
+
+#: Debian's Chromium, driven by Playwright in the browser tests (A1111 and Forge).
+CHROMIUM = os.environ.get("DD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+
+
+def chromium_args() -> list[str]:
+    """Chromium's launch arguments for every browser test (A1111 and Forge): one place.
+
+    The browser talks to the WebUI on the loopback only. Every other request (fonts, analytics,
+    update checks a page or Chromium might try) goes to a dead proxy (port 9, discard) and fails
+    at once, and Chromium's own background traffic is switched off.
+    """
+    return [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-domain-reliability",
+        "--no-first-run",
+        "--disable-quic",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=127.0.0.1;localhost",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ HTTP

@@ -10,16 +10,14 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import gradient_map, make_init_image, square_mask
+from helpers import CHROMIUM, chromium_args, gradient_map, make_init_image, square_mask
 from PIL import Image
 
-CHROMIUM = os.environ.get("DD_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 PANEL = "#script_differential_diffusion_enabled"
 
 
@@ -31,18 +29,7 @@ def browser(webui):
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium (apt-get install chromium)")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args())
         yield browser
         browser.close()
 
