@@ -17,7 +17,7 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import depth, sampling, sourcing
+from . import companions, depth, sampling, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState
@@ -247,6 +247,8 @@ class DifferentialDiffusionScript(scripts.Script):
             settings = parse_settings(args, overrides)
             if not settings.enabled:
                 return
+            if companions.soft_inpainting_in_job(p):
+                raise companions.soft_inpainting_conflict()
             found = sourcing.job_maps(settings, p)
             if not found.maps:  # Batch tab: no map in the folder for this image, none in the panel
                 log(f"no change map for {found.notes.get('missing')}: processed without {TITLE}")
