@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test oracle bench fuzz webui-test
+.PHONY: demo test oracle bench fuzz webui-test forge-test
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -38,3 +38,7 @@ $(VENV)/.webui-test-installed: $(VENV)/.installed requirements-webui-test.txt
 # Needs an A1111 v1.10.1 checkout: make webui-test DD_WEBUI_DIR=/path/to/stable-diffusion-webui
 webui-test: $(VENV)/.webui-test-installed
 	DD_WEBUI_DIR=$(DD_WEBUI_DIR) $(PY) -m pytest tests/webui
+
+# Needs a Forge checkout (dfdcbab) with its venv: make forge-test DD_FORGE_DIR=/path/to/stable-diffusion-webui-forge
+forge-test: $(VENV)/.webui-test-installed
+	DD_FORGE_DIR=$(DD_FORGE_DIR) $(PY) -m pytest tests/forge
