@@ -17,7 +17,7 @@ from damaged import DAMAGED, b64, encode, noise_image
 from PIL import Image
 
 from differential.maps import load_map as fresh_load
-from differential.webui import decoded, validation
+from differential.webui import decoded
 from differential.webui.decoded import DECODED, DecodedMaps
 from differential.webui.fields import parse_settings
 from differential.webui.validation import RequestValidationMiddleware, validate_img2img_request
@@ -175,19 +175,21 @@ def test_requests_with_the_same_map_share_one_decode_until_the_last_is_answered(
     first, second = store.hold(), store.hold()
     a, b = first.load(GOOD, "map"), second.load(GOOD, "maps[0]")
     assert a is b and not a.flags.writeable and loads.calls == ["map"]
-    assert (first.decoded, second.decoded) == (1, 0)
     first.release()
     assert store.get(GOOD) is a
     second.release()
     assert store.get(GOOD) is None and len(store) == 0 and store.nbytes == 0
 
 
-def test_what_is_kept_is_bounded():
+def test_what_is_kept_is_bounded(monkeypatch):
+    loads = CountingLoads(monkeypatch)
     store = DecodedMaps(limit_bytes=32 * 32 * 4)  # one 32x32 float32 map
+    other = b64(encode(noise_image(32, seed=2)))
     with store.hold() as hold:
         hold.load(GOOD)
-        hold.load(b64(encode(noise_image(32, seed=2))))  # over the limit: decoded, not kept
-        assert len(store) == 1 and store.nbytes == 32 * 32 * 4 and hold.decoded == 2
+        hold.load(other)  # over the limit: decoded, not kept (its job decodes it again)
+        assert len(store) == 1 and store.nbytes == 32 * 32 * 4 and len(loads.calls) == 2
+        assert store.get(other) is None
     assert len(store) == 0
 
 
@@ -198,19 +200,3 @@ def test_a_hold_released_before_its_decode_ends_keeps_nothing():
     hold.release()
     assert hold.load(GOOD).shape == (32, 32)
     assert len(store) == 0
-
-
-def test_memory_is_returned_after_a_decode_only(monkeypatch):
-    trims = []
-    monkeypatch.setattr(validation, "release_free_memory", lambda: trims.append(1))
-    call(StandIn(), request({"source": "linear"}))
-    assert trims == []
-    call(StandIn(), request({"map": GOOD}))
-    assert trims == [1, 1]  # after the check (decode buffers), after the job (the kept map)
-    trims.clear()
-    call(StandIn(), request({"map": DAMAGED["truncated PNG"]()}))
-    assert trims == [1, 1]
-
-
-def test_release_free_memory_runs_here():
-    validation.release_free_memory()  # glibc malloc_trim, or nothing

@@ -63,25 +63,25 @@ class DecodedMaps:
         with self._lock:
             return self._bytes
 
-    def _acquire(self, value: str, field: str) -> tuple[np.ndarray, bool, bool]:
-        """``(map, held, decoded)``: decoded unless already kept; kept and held within the limit."""
+    def _acquire(self, value: str, field: str) -> tuple[np.ndarray, bool]:
+        """``(map, held)``: decoded unless already kept; kept (and held) within the limit."""
         with self._lock:
             entry = self._entries.get(value)
             if entry is not None:
                 entry.holders += 1
-                return entry.values, True, False
+                return entry.values, True
         values = load_map(value, field)  # outside the lock: decoding takes time
         values.setflags(write=False)
         with self._lock:
             entry = self._entries.get(value)
             if entry is not None:  # kept by another thread meanwhile
                 entry.holders += 1
-                return entry.values, True, True
+                return entry.values, True
             if self._bytes + values.nbytes > self.limit_bytes:
-                return values, False, True
+                return values, False
             self._entries[value] = _Entry(values, 1)
             self._bytes += values.nbytes
-            return values, True, True
+            return values, True
 
     def _release(self, value: str) -> None:
         with self._lock:
@@ -102,19 +102,12 @@ class RequestHold:
         self._lock = threading.Lock()
         self._held: list[str] = []
         self._released = False
-        self.decoded = 0  # maps this hold decoded, or tried to, itself (not found kept)
 
     def load(self, value: Any, field: str = "map") -> np.ndarray:
         """Decode (or reuse) the map of ``field`` and keep it for this request's job."""
         if not isinstance(value, str):  # JSON carries strings; anything else is not kept
-            self.decoded += 1
             return load_map(value, field)
-        try:
-            values, held, decoded = self._store._acquire(value, field)
-        except Exception:  # an unusable map: its decode was tried (and allocated) all the same
-            self.decoded += 1
-            raise
-        self.decoded += decoded
+        values, held = self._store._acquire(value, field)
         if held:
             with self._lock:
                 late = self._released  # the request is gone (e.g. the client left mid-check)
@@ -124,14 +117,13 @@ class RequestHold:
                 self._store._release(value)
         return values
 
-    def release(self) -> bool:
-        """Give back everything this request kept (its job is over); True the first time only."""
+    def release(self) -> None:
+        """Give back everything this request kept (its job is over); later calls do nothing."""
         with self._lock:
-            first, self._released = not self._released, True
+            self._released = True
             held, self._held = self._held, []
         for value in held:
             self._store._release(value)
-        return first
 
     def __enter__(self) -> RequestHold:
         return self

@@ -7,17 +7,17 @@ uses, and either answers 422 or replays the body to A1111.
 
 Every map the request uses (``map``, each of ``maps``, ``paint``) is decoded in full here, so a
 corrupt one (valid header, damaged data) is refused too. The decode happens once: the arrays are
-kept (:mod:`.decoded`) until the response is sent, and the job takes them instead of decoding
-again. The check runs in one long-lived worker thread, not in the server's event loop, and
-returns the memory freed after a decode to the system (glibc ``malloc_trim``), so that thread's
-allocator arena does not keep the decode's peak resident.
+kept (:mod:`.decoded`) until the job is over, and the job takes them instead of decoding
+again. The check runs in one long-lived worker thread, not in the server's event loop: every
+decode reuses that thread's allocator arena (decoding in the event loop's thread had left about
+24 MiB resident there; ``malloc_trim`` was measured too, but it trims the whole process, see the
+README's "Cost").
 No A1111 import here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -147,24 +147,6 @@ def checker() -> ThreadPoolExecutor:
         return _checker
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_free_memory() -> None:
-    """Return freed heap memory to the system (glibc; nothing elsewhere)."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
 class RequestValidationMiddleware:
     """ASGI middleware answering 422 for img2img requests with unusable arguments."""
 
@@ -179,27 +161,12 @@ class RequestValidationMiddleware:
         self.parse_infotext = parse_infotext
 
     def check(self, raw: bytes, hold: RequestHold) -> FieldError | None:
-        """Parse and validate a request body (in the checker thread); maps are kept in ``hold``.
-
-        After a decode, what it freed (the body, the image buffers) goes back to the system.
-        """
-        problem = self._validate(raw, hold)
-        if hold.decoded:
-            release_free_memory()
-        return problem
-
-    def _validate(self, raw: bytes, hold: RequestHold) -> FieldError | None:
+        """Parse and validate a request body (in the checker thread); maps are kept in ``hold``."""
         try:
             body = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             return None  # A1111 answers malformed JSON itself
         return validate_img2img_request(body, self.depth_problem, self.parse_infotext, loader=hold.load)
-
-    @staticmethod
-    async def release(hold: RequestHold) -> None:
-        """Drop what ``hold`` kept and return that memory to the system (in the checker thread)."""
-        if hold.release() and hold.decoded:
-            await asyncio.get_running_loop().run_in_executor(checker(), release_free_memory)
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") != IMG2IMG_PATH:
@@ -216,7 +183,7 @@ class RequestValidationMiddleware:
             loop = asyncio.get_running_loop()
             problem = await loop.run_in_executor(checker(), self.check, b"".join(chunks), hold)
             if problem is not None:
-                await self.release(hold)
+                hold.release()
                 payload = json.dumps(error_body(problem)).encode()
                 await send(
                     {
@@ -238,7 +205,7 @@ class RequestValidationMiddleware:
 
             async def send_after_job(message):
                 if message.get("type") == "http.response.start":  # the job is over
-                    await self.release(hold)
+                    hold.release()
                 await send(message)
 
             await self.app(scope, replay, send_after_job)
