@@ -189,6 +189,18 @@ class DifferentialBlend:
         scale = alpha**0.5 / (alpha_next**0.5 - ratio * alpha**0.5)
         return (self.noised_init(sigma, like) - ratio * x) * scale
 
+    def implied_eps(self, prediction: torch.Tensor, x: torch.Tensor, level: float) -> torch.Tensor:
+        """The noise that a (blended) prediction at input ``x`` implies, in the model's frame.
+
+        For samplers that also step along a separately kept noise estimate (DDIM CFG++ uses
+        the unconditional eps): held cells must step along this one to stay on the original.
+        """
+        if self.prediction == "eps":
+            return prediction
+        if self.noising == "flow":
+            return (x - prediction * (1.0 - level)) / level
+        return (x - prediction) / level
+
     def before_model(self, x: torch.Tensor, level: float, step: int) -> torch.Tensor:
         """Set held cells of the model input to the original noised to ``level``."""
         mask = self.held(step, x.device)

@@ -137,3 +137,13 @@ def test_ddim_landing_in_the_sigma_frame_lands_on_the_current_level():
 def test_ddim_landing_with_x0_needs_sigma_levels():
     with pytest.raises(ValueError, match="ve noising"):
         make([[2, 2], [2, 2]], noising="flow", ddim_landing=True)
+
+
+def test_implied_eps_inverts_each_noising():
+    init, eps = torch.full((1, 2, 2, 2), 0.5), torch.full((1, 2, 2, 2), -1.5)
+    ve = make([[3, 3], [3, 3]])
+    assert torch.allclose(ve.implied_eps(init, init + 2.0 * eps, 2.0), eps)
+    flow = make([[3, 3], [3, 3]], noising="flow")
+    assert torch.allclose(flow.implied_eps(init, init * 0.75 + 0.25 * eps, 0.25), eps)
+    vp = make([[3, 3], [3, 3]], prediction="eps", noising="vp", levels=[900.0, 600.0, 300.0, 1.0])
+    assert vp.implied_eps(eps, init, 600.0) is eps  # an eps prediction is its own eps

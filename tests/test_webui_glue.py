@@ -164,6 +164,26 @@ def test_callbacks_blend_only_jobs_with_state_and_forget_each_evaluation():
     assert untouched.x.eq(0).all()
 
 
+def test_cfgpp_uncond_noise_of_held_cells_follows_the_held_prediction():
+    """DDIM CFG++ steps along ``denoiser.last_noise_uncond``: held cells must step along their own eps."""
+    state = _state(_half_map())
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    init = torch.full((1, 4, 8, 8), 5.0)
+    state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
+    uncond = torch.full((1, 4, 8, 8), 7.0)
+    denoiser = SimpleNamespace(p=SimpleNamespace(**{STATE_ATTRIBUTE: state}), need_last_noise_uncond=True)
+    x = torch.full((1, 4, 8, 8), 9.0)  # sigma-frame input at level 8: held eps = (9 - 5) / 8
+    callbacks.on_cfg_denoiser(SimpleNamespace(x=x, sigma=torch.tensor([8.0]), denoiser=denoiser))
+    denoiser.last_noise_uncond = uncond  # the host sets it before the after-CFG callback
+    callbacks.on_cfg_after_cfg(SimpleNamespace(x=torch.zeros(1, 4, 8, 8)))
+    assert denoiser.last_noise_uncond[..., :4].eq(0.5).all() and denoiser.last_noise_uncond[..., 4:].eq(7.0).all()
+    denoiser.need_last_noise_uncond = False  # other samplers: left alone
+    denoiser.last_noise_uncond = uncond
+    callbacks.on_cfg_denoiser(SimpleNamespace(x=x, sigma=torch.tensor([4.0]), denoiser=denoiser))
+    callbacks.on_cfg_after_cfg(SimpleNamespace(x=torch.zeros(1, 4, 8, 8)))
+    assert denoiser.last_noise_uncond is uncond
+
+
 def test_exact_keep_restores_black_pixels_exactly():
     state = _state(_half_map(), exact_keep=True)
     original = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))

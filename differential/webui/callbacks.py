@@ -11,6 +11,7 @@ the next job.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -24,6 +25,7 @@ class Evaluation:
     x: torch.Tensor
     level: float
     step: int
+    denoiser: Any = None
 
 
 _current: Evaluation | None = None
@@ -42,7 +44,7 @@ def on_cfg_denoiser(params) -> None:
         return
     batch = blend.init_latent.shape[0]
     level = float(params.sigma[-1])
-    _current = Evaluation(blend, params.x[-batch:], level, blend.step_of(level))
+    _current = Evaluation(blend, params.x[-batch:], level, blend.step_of(level), params.denoiser)
 
 
 def on_cfg_after_cfg(params) -> None:
@@ -50,4 +52,20 @@ def on_cfg_after_cfg(params) -> None:
     evaluation, _current = _current, None
     if evaluation is None:
         return
-    params.x = evaluation.blend.after_model(params.x, evaluation.x, evaluation.level, evaluation.step)
+    blend = evaluation.blend
+    params.x = blend.after_model(params.x, evaluation.x, evaluation.level, evaluation.step)
+    _hold_uncond_noise(evaluation, params.x)
+
+
+def _hold_uncond_noise(evaluation: Evaluation, blended: torch.Tensor) -> None:
+    """DDIM CFG++ steps along the unconditional eps (``denoiser.last_noise_uncond``, set before
+    this callback on both hosts): held cells get the eps of their blended prediction instead."""
+    denoiser = evaluation.denoiser
+    uncond = getattr(denoiser, "last_noise_uncond", None)
+    if not getattr(denoiser, "need_last_noise_uncond", False) or uncond is None:
+        return
+    mask = evaluation.blend.held(evaluation.step, uncond.device)
+    if mask is None or uncond.shape != blended.shape:
+        return
+    eps = evaluation.blend.implied_eps(blended, evaluation.x, evaluation.level)
+    denoiser.last_noise_uncond = torch.where(mask, eps.to(uncond.dtype), uncond)

@@ -20,6 +20,10 @@ from . import host
 from .host_kind import FORGE
 from .job import STATE_ATTRIBUTE, JobState, Schedule
 
+#: Timestep samplers that step like DDIM with eta 0 (the landing applies; CFG++ steps along the
+#: unconditional eps, which :mod:`.callbacks` holds too).
+DDIM_SAMPLERS = ("DDIM", "DDIM CFG++")
+
 
 def _model_is_flow() -> bool:
     from modules import shared
@@ -68,7 +72,7 @@ def schedule_of(p) -> Schedule:
     options = getattr(config, "options", None) or {}
     if isinstance(sampler, sd_samplers_timesteps.CompVisSampler):
         timesteps = sampler.get_timesteps(p, steps)[:t_enc]
-        return _timestep_schedule(timesteps, steps, t_enc, ddim=getattr(config, "name", "") == "DDIM")
+        return _timestep_schedule(timesteps, steps, t_enc, ddim=getattr(config, "name", "") in DDIM_SAMPLERS)
     sigmas = sampler.get_sigmas(p, steps)
     return Schedule(
         levels=sigmas[steps - t_enc - 1 :].to(device="cpu", dtype=torch.float32),

@@ -26,6 +26,7 @@ SAMPLERS = [  # (sampler, scheduler, deterministic)
     ("Heun", "Automatic", True),
     ("DDIM", "Automatic", True),
     ("UniPC", "Automatic", True),
+    ("DDIM CFG++", "Automatic", True),
 ]
 #: Samplers whose held cells must sit exactly on init + sigma * (start noise) at every call.
 KDIFFUSION_EXACT = {"Euler", "DPM++ 2M", "Heun"}
@@ -112,7 +113,8 @@ def test_sampler_contract(primed, sampler, scheduler, deterministic):
         assert difference.max() <= 1
     elif deterministic and sampler != "DPM++ 2M":
         assert difference.max() <= 2
-    assert difference.mean() < full / 2
+    if deterministic:  # ancestral: held cells take fresh noise, the result is another sample (stated)
+        assert difference.mean() < full / 2
 
     # held cells never leave the re-noised original (the probe's record of every model call)
     calls = [call["rows"][2] for call in probe["calls"]]
