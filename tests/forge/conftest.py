@@ -87,6 +87,8 @@ def _checkpoint(python: Path, forge_dir: Path, models_dir: Path, env: dict, log:
 def forge(tmp_path_factory) -> Iterator[WebUI]:
     """Start Forge with a random full-size SD1.5 checkpoint, this extension and the probe; stop it at the end."""
     forge_dir = _forge_dir()
+    if forge_dir is None:  # session fixtures are set up before the autouse skip above runs
+        pytest.skip(SKIP_REASON)
     if not (forge_dir / "launch.py").is_file() or not (forge_dir / "modules_forge").is_dir():
         pytest.fail(f"{forge_dir} is not a Forge checkout (no launch.py / modules_forge)", pytrace=False)
     t0 = time.monotonic()
@@ -113,6 +115,10 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
         str(port),
         "--data-dir",
         str(data_dir),
+        # Forge lets gradio serve files only from the data dir: with a separate one, its own script.js and
+        # javascript/ would be refused (403) and the page would run without them
+        "--gradio-allowed-path",
+        str(forge_dir),
     ]
     server = WebUI(
         url=f"http://127.0.0.1:{port}",
