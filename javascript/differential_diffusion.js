@@ -32,6 +32,10 @@
 
     const WRAPPER_ID = "script_differential_diffusion_paint";
     const DATA_SELECTOR = "#script_differential_diffusion_paint_data textarea";
+    // The init images of the img2img sub-tabs, on both hosts: A1111's gr.Image shows an <img> once
+    // an image is uploaded; Forge's ForgeCanvas blocks (every sub-tab but Inpaint upload, which stays
+    // a gr.Image) always hold <img class="forge-image">, with an empty src until then (findInitImage
+    // skips images that have not loaded).
     const IMAGE_SELECTORS = ["#img2img_image img", "#img2img_sketch img", "#img2maskimg img",
         "#inpaint_sketch img", "#img_inpaint_base img"];
     const NON_TEXT_INPUTS = ["range", "checkbox", "radio", "button", "submit", "reset", "color", "file"];
