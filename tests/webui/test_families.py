@@ -328,16 +328,17 @@ def test_log_is_clean(family):
 
 
 def test_a_job_after_another_family_is_the_job_alone(webui, family_checkpoints):
-    """Half-map Euler jobs on sd2v, sdxl, sd3, sd2v, sdxl + refiner in a row (after eight jobs on
-    every family): each, right after a job with the extension on another family, is bit-identical to
-    the same job right after a plain job on the suite's SD1.5 checkpoint.
+    """Half-map Euler jobs on sd2v, sdxl, sd3, sd2v, sdxl + refiner in a row: each, right after a job
+    with the extension on another family, is bit-identical to the same job right after a plain job on
+    the suite's SD1.5 checkpoint (the references, made first).
 
     "After a plain job" is the reference, not "in its family's block": A1111 encodes the init image
-    with its global RNG before seeding the job, and loading a checkpoint draws from that RNG, so the
-    first job after any model switch can differ from a later identical one by 1/255 in a few pixels,
-    with or without this extension (measured: 4 pixels on sd2v after sd3 and after sdxl, without the
-    extension). Every job here is the first after a switch, each preceded by a same-seed job that
-    loaded no refiner, so the host's RNG is in the same state before each compared job.
+    with its global RNG before seeding the job, and loading a checkpoint draws from that RNG (open_clip
+    builds the vision tower of an SD2/SDXL text encoder with ``torch.randn``), so the first job after a
+    model switch can differ from a later identical one by 1/255 in a few pixels, with or without this
+    extension (measured: 4 pixels on sd2v after sd3 and after sdxl, without the extension). Every job
+    compared here is the first after a switch, each preceded by a same-seed job that loaded no
+    refiner, so the host's RNG is in the same state before each of them.
     """
     init_b64 = b64_png(make_init_image(SIZE, SIZE, seed=0))
     by_id = {f.id: f for f in FAMILIES}
