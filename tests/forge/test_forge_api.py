@@ -30,6 +30,8 @@ SAMPLERS = [  # (sampler, scheduler, deterministic)
 ]
 #: Samplers whose held cells must sit exactly on init + sigma * (start noise) at every call.
 KDIFFUSION_EXACT = {"Euler", "DPM++ 2M", "Heun"}
+#: Multistep samplers: their history at release holds the held prediction (measured, stated).
+MULTISTEP = {"DPM++ 2M", "UniPC"}
 
 
 def square(value: int) -> Image.Image:
@@ -111,7 +113,7 @@ def test_sampler_contract(primed, sampler, scheduler, deterministic):
     )
     if sampler == "Euler":
         assert difference.max() <= 1
-    elif deterministic and sampler != "DPM++ 2M":
+    elif deterministic and sampler not in MULTISTEP:
         assert difference.max() <= 2
     if deterministic:  # ancestral: held cells take fresh noise, the result is another sample (stated)
         assert difference.mean() < full / 2
@@ -145,7 +147,9 @@ def test_422_and_infotext_round_trip(primed):
 
     base = dict(width=SIZE, height=SIZE, steps=4)
     fields = dict(source="linear", gradient_angle=90, gradient_start=0.2, gradient_end=0.8, feather=2, exact_keep=True)
-    status, response = forge.post("/sdapi/v1/img2img", img2img_payload(INITS[2], alwayson_scripts=dd(**fields), **base))
+    first = img2img_payload(INITS[2], alwayson_scripts=dd(**fields), **base)
+    forge.img2img(first)  # the next identical-seed request starts from the same global RNG state (VAE encode)
+    status, response = forge.post("/sdapi/v1/img2img", first)
     assert status == 200
     infotext = json.loads(response["info"])["infotexts"][0]
     status, png_info = forge.post("/sdapi/v1/png-info", {"image": response["images"][0]})
@@ -159,3 +163,12 @@ def test_422_and_infotext_round_trip(primed):
     )
     assert np.array_equal(to_array(again[0]), to_array(decode_b64_image(response["images"][0])))
     assert forge.log_errors("differential") == []
+
+
+def test_settings_section_and_xyz_axes_are_registered(forge):
+    status, options = forge.get("/sdapi/v1/options")
+    assert status == 200 and options["differential_diffusion_default_feather"] == 0.0
+    status, infos = forge.get("/sdapi/v1/script-info")
+    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
+    choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
+    assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert"} <= choices
