@@ -268,6 +268,11 @@ def test_request_validation_of_map_sources():
     missing = validate_img2img_request(request({"source": "depth"}), depth_problem=lambda name: "no estimator here")
     assert missing.field == "source" and "no estimator here" in missing.problem
     assert validate_img2img_request(request({"source": "depth"}), depth_problem=lambda name: None) is None
+    soft = {"differential diffusion": {"args": [{"source": "mask"}]}, "Soft Inpainting": {"args": [True]}}
+    both = validate_img2img_request({"init_images": ["a"], "mask": "m", "alwayson_scripts": soft})
+    assert both.field == "enabled" and "Soft Inpainting" in both.problem
+    alone = {"init_images": ["a"], "mask": "m", "alwayson_scripts": {"Soft Inpainting": {"args": [True]}}}
+    assert validate_img2img_request(alone) is None  # Soft Inpainting without this extension is not ours to check
 
 
 def test_middleware_answers_422_or_replays_the_body():

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..maps import load_map
+from . import companions
 from .decoded import DECODED, RequestHold
 from .fields import FIELDS, POSITIONAL, TITLE, FieldError, MapLoader, check_map_count, parse_settings
 from .infotext import KEYS, read_field
@@ -102,6 +103,8 @@ def validate_img2img_request(
             "a map folder in an API request",
             "no `map_dir` (it is for the img2img Batch tab); send `maps`, one per init image",
         )
+    if companions.soft_inpainting_in_request(body):
+        return companions.soft_inpainting_conflict()
     if settings.source.kind == "mask" and not body.get("mask"):
         return FieldError(
             "source",

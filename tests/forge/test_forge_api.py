@@ -172,3 +172,14 @@ def test_settings_section_and_xyz_axes_are_registered(forge):
     xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
     choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
     assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert"} <= choices
+
+
+def test_soft_inpainting_beside_the_map_gets_422_naming_both(forge):
+    mask = square(0)
+    mask.paste(255, (32, 32, 96, 96))
+    scripts = {**dd(source="mask"), "soft inpainting": {"args": [True]}}
+    status, body = forge.post(
+        "/sdapi/v1/img2img", img2img_payload(INITS[0], mask=b64_png(mask), alwayson_scripts=scripts)
+    )
+    assert status == 422 and body["field"] == "enabled"
+    assert "Soft Inpainting" in body["problem"] and "Differential Diffusion" in body["expected"]

@@ -315,3 +315,12 @@ def test_concurrent_clients_get_their_sequential_results(primed_webui, init_b64)
         concurrent = list(pool.map(lambda job: to_array(primed_webui.img2img(job)[0][0]), jobs))
     for expected, got in zip(sequential, concurrent):
         assert np.array_equal(expected, got)
+
+
+def test_soft_inpainting_beside_the_map_gets_422_naming_both(webui, init_b64):
+    scripts = {**dd(source="mask"), "soft inpainting": {"args": [True]}}
+    status, body = webui.post(
+        "/sdapi/v1/img2img", img2img_payload(init_b64, mask=b64_png(square_mask()), alwayson_scripts=scripts)
+    )
+    assert status == 422 and body["field"] == "enabled"
+    assert "Soft Inpainting" in body["problem"] and "Differential Diffusion" in body["expected"]
