@@ -129,6 +129,8 @@ def test_sampler_contract(primed, sampler, scheduler, deterministic):
     assert np.isfinite(list(worst.values())).all() and worst["abs"] < 10
     if sampler in KDIFFUSION_EXACT:
         assert worst["noise"] < 1e-3
+    elif sampler == "UniPC":  # measured: its held eps moves by about 0.013 over the job (stated in the README)
+        assert worst["first"] < 0.05
     elif deterministic:  # the DDIM family noises one step above its first call: eps is that call's
         assert worst["first"] < 1e-3
 
@@ -166,8 +168,12 @@ def test_422_and_infotext_round_trip(primed):
 
 
 def test_settings_section_and_xyz_axes_are_registered(forge):
+    # Forge's /sdapi/v1/options lists only values that were set, so set one and read it back
+    key = "differential_diffusion_default_feather"
+    assert forge.post("/sdapi/v1/options", {key: 1.5})[0] == 200
     status, options = forge.get("/sdapi/v1/options")
-    assert status == 200 and options["differential_diffusion_default_feather"] == 0.0
+    assert status == 200 and options[key] == 1.5
+    assert forge.post("/sdapi/v1/options", {key: 0.0})[0] == 200
     status, infos = forge.get("/sdapi/v1/script-info")
     xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
     choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
