@@ -35,9 +35,17 @@ if str(WEBUI_TESTS) not in sys.path:
     sys.path.insert(0, str(WEBUI_TESTS))
 
 from helpers import WebUI  # noqa: E402
-from server import free_port, link_extension, make_writable, serve, server_env  # noqa: E402
+from server import (  # noqa: E402
+    dir_from_env,
+    free_port,
+    hf_source,
+    host_python,
+    link_extension,
+    make_writable,
+    serve,
+    server_env,
+)
 
-REPO = HERE.parents[1]
 CHECKPOINT_NAME = "dd-test-sd15-full"
 SETTINGS = {"live_previews_enable": False, "multiple_tqdm": False}
 SKIP_REASON = "set DD_FORGE_DIR to a Forge checkout to run the Forge integration tests"
@@ -45,21 +53,11 @@ _SUMMARY: list[str] = []
 
 
 def _forge_dir() -> Path | None:
-    value = os.environ.get("DD_FORGE_DIR", "").strip()
-    return Path(value).resolve() if value else None
+    return dir_from_env("DD_FORGE_DIR")
 
 
 def _forge_python(forge_dir: Path) -> Path:
-    value = os.environ.get("DD_FORGE_PYTHON", "").strip()
-    if value:
-        return Path(value)
-    inside = forge_dir / "venv" / "bin" / "python"
-    return inside if inside.exists() else forge_dir.parent / "venv" / "bin" / "python"
-
-
-def _hf_source() -> Path:
-    value = os.environ.get("DD_HF_HOME", "").strip()
-    return Path(value) if value else REPO.parent / "shared" / "fixtures" / "hf-clip-vit-large-patch14"
+    return host_python("DD_FORGE_PYTHON", forge_dir)
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +92,7 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
     t0 = time.monotonic()
     data_dir = tmp_path_factory.mktemp("forge")
     hf_home = data_dir / "hf_home"
-    shutil.copytree(_hf_source(), hf_home, symlinks=False)
+    shutil.copytree(hf_source(), hf_home, symlinks=False)
     make_writable(hf_home)
     env = server_env(hf_home)
     python = _forge_python(forge_dir)

@@ -38,9 +38,17 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from helpers import CHECKPOINT_NAME, WebUI, b64_png, img2img_payload, make_init_image, prime  # noqa: E402
-from server import free_port, link_extension, make_writable, serve, server_env  # noqa: E402
+from server import (  # noqa: E402
+    dir_from_env,
+    free_port,
+    hf_source,
+    host_python,
+    link_extension,
+    make_writable,
+    serve,
+    server_env,
+)
 
-REPO = HERE.parents[1]
 # WebUI settings for the run (written to <data-dir>/config.json before start-up)
 WEBUI_SETTINGS = {
     # live previews would load models/VAE-approx from the (empty) data dir, and cost CPU time
@@ -56,21 +64,11 @@ _SUMMARY: list[str] = []
 
 
 def _webui_dir() -> Path | None:
-    value = os.environ.get("DD_WEBUI_DIR", "").strip()
-    return Path(value).resolve() if value else None
+    return dir_from_env("DD_WEBUI_DIR")
 
 
 def _webui_python(webui_dir: Path) -> Path:
-    value = os.environ.get("DD_WEBUI_PYTHON", "").strip()
-    if value:
-        return Path(value)
-    inside = webui_dir / "venv" / "bin" / "python"
-    return inside if inside.exists() else webui_dir.parent / "venv" / "bin" / "python"
-
-
-def _hf_source() -> Path:
-    value = os.environ.get("DD_HF_HOME", "").strip()
-    return Path(value) if value else REPO.parent / "shared" / "fixtures" / "hf-clip-vit-large-patch14"
+    return host_python("DD_WEBUI_PYTHON", webui_dir)
 
 
 def _check_setup(webui_dir: Path) -> list[str]:
@@ -83,8 +81,8 @@ def _check_setup(webui_dir: Path) -> list[str]:
     python = _webui_python(webui_dir)
     if not python.exists():
         problems.append(f"no Python for the WebUI at {python} (set DD_WEBUI_PYTHON)")
-    if not (_hf_source() / "hub").is_dir():
-        problems.append(f"no HF cache at {_hf_source()} (set DD_HF_HOME)")
+    if not (hf_source() / "hub").is_dir():
+        problems.append(f"no HF cache at {hf_source()} (set DD_HF_HOME)")
     return problems
 
 
@@ -119,7 +117,7 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
     t0 = time.monotonic()
     data_dir = tmp_path_factory.mktemp("webui")
     hf_home = data_dir / "hf_home"
-    shutil.copytree(_hf_source(), hf_home, symlinks=False)
+    shutil.copytree(hf_source(), hf_home, symlinks=False)
     make_writable(hf_home)  # the fixture is read-only; the hub library may write locks or refs
     env = server_env(hf_home)
     python = _webui_python(webui_dir)

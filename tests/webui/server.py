@@ -21,9 +21,31 @@ from pathlib import Path
 from helpers import EXTENSION_DIRNAME, WebUI
 
 REPO = Path(__file__).resolve().parents[2]
+#: The offline CLIP tokenizer cache the WebUIs read (copied per run); ``DD_HF_HOME`` overrides it.
+HF_FIXTURE = REPO.parent / "shared" / "fixtures" / "hf-clip-vit-large-patch14"
 READY_PATH = "/sdapi/v1/sd-models"
 # top-level entries of the repo not linked into the extension dir (see link_extension)
 NOT_LINKED = {".git", ".venv", ".pytest_cache", ".ruff_cache", ".hypothesis", "__pycache__", "demo-output", "tests"}
+
+
+def dir_from_env(name: str) -> Path | None:
+    """The folder an environment variable names (resolved), or None when it is unset."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).resolve() if value else None
+
+
+def host_python(variable: str, host_dir: Path) -> Path:
+    """The host's Python: ``$variable``, else ``<host>/venv/bin/python``, else ``<host>/../venv/bin/python``."""
+    value = os.environ.get(variable, "").strip()
+    if value:
+        return Path(value)
+    inside = host_dir / "venv" / "bin" / "python"
+    return inside if inside.exists() else host_dir.parent / "venv" / "bin" / "python"
+
+
+def hf_source() -> Path:
+    value = os.environ.get("DD_HF_HOME", "").strip()
+    return Path(value) if value else HF_FIXTURE
 
 
 def free_port() -> int:
