@@ -23,6 +23,7 @@ from browser import (  # tests/webui: on sys.path through conftest.py
     choose_source,
     click_tab,
     decode_data_url,
+    generate_from_ui,
     launch_browser,
     open_page,
     open_panel,
@@ -174,15 +175,7 @@ def test_paint_canvas_takes_the_init_size_and_a_ui_generation_records_the_map(pa
     screenshot(panel, "forge-source-paint.png")
 
     # generate from the UI (small and short: the map is stretched to the job's frame)
-    set_number(page, "img2img_width", 128)
-    set_number(page, "img2img_height", 96)
-    set_number(page, "img2img_steps", 4)
-    page.click("#img2img_generate")
-    page.wait_for_function(
-        "() => (document.querySelector('#html_info_img2img') || {}).innerText?.includes('DD source: paint')",
-        timeout=600_000,
-    )
-    info = page.locator("#html_info_img2img").inner_text()
+    info = generate_from_ui(page, 128, 96, 4, "DD source: paint", timeout=600_000)
     expected = parse_settings([{"enabled": True, "source": "paint", "paint": data}]).map_hashes[0]
     assert re.search(rf"Differential diffusion: map {expected}\b", info), info
     assert "Size: 128x96" in info

@@ -112,6 +112,19 @@ def set_number(page, elem_id: str, value: float) -> None:
     field.press("Enter")
 
 
+def generate_from_ui(page, width: int, height: int, steps: int, waits_for: str, timeout: float) -> str:
+    """Set the job's size and steps, press Generate, wait until the infotext shows ``waits_for``; return it."""
+    set_number(page, "img2img_width", width)
+    set_number(page, "img2img_height", height)
+    set_number(page, "img2img_steps", steps)
+    page.click("#img2img_generate")
+    page.wait_for_function(
+        f"() => (document.querySelector('#html_info_img2img') || {{}}).innerText?.includes({waits_for!r})",
+        timeout=timeout,
+    )
+    return page.locator("#html_info_img2img").inner_text()
+
+
 def number(page, name: str) -> float:
     return float(page.input_value(f"#script_differential_diffusion_{name} input[type=number]"))
 

@@ -20,6 +20,7 @@ from browser import (
     choose_source,
     click_tab,
     decode_data_url,
+    generate_from_ui,
     launch_browser,
     open_page,
     open_panel,
@@ -101,14 +102,7 @@ def test_paint_canvas_makes_the_map_the_preview_and_the_job(page, tmp_path):
     screenshot(panel, "source-paint.png")
 
     # generate from the UI: the painted map is the job's map
-    set_number(page, "img2img_width", 256)
-    set_number(page, "img2img_height", 192)
-    set_number(page, "img2img_steps", 4)
-    page.click("#img2img_generate")
-    page.wait_for_function(
-        "() => (document.querySelector('#html_info_img2img') || {}).innerText?.includes('DD source: paint')",
-        timeout=300_000,
-    )
+    generate_from_ui(page, 256, 192, 4, "DD source: paint", timeout=300_000)
 
 
 @pytest.mark.parametrize(
