@@ -4,8 +4,8 @@ SD 2.x 768-v (v-prediction), SDXL base, SDXL base + refiner (switch at 0.5) and 
 matching, T5 off), each made by ``make_family_checkpoint.py`` into the running WebUI's models folder
 and picked per request with ``override_settings`` (``refiner_checkpoint`` / ``refiner_switch_at``
 for the refiner). Generation cost on 2 shared cores, printed in the summary: sd2v 706 MiB, sdxl
-383 MiB, sdxl-refiner 150 MiB in 10-30 s each, sd3 1725 MiB in 20-40 s (CLIP-G, CLIP-L and SD3's VAE
-at full size). For each family, through the API, same seed, 128x128, 8 steps:
+383 MiB, sdxl-refiner 150 MiB in 7-30 s each, sd3 1725 MiB in 17-40 s (CLIP-G, CLIP-L and SD3's VAE
+at full size). The module takes 7-11 minutes. For each family, through the API, same seed, 128x128, 8 steps:
 
 * an all-white map is bit-identical to no extension for Euler, Euler a, DPM++ 2M Karras, Heun, DDIM;
 * a uniform map 0.5 at Denoising strength 0.8 against plain img2img at 0.4: max pixel difference
