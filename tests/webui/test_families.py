@@ -25,7 +25,6 @@ Seconds per request per family are printed in the terminal summary.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import time
@@ -47,7 +46,7 @@ from helpers import (
     to_array,
 )
 from PIL import Image
-from server import server_env
+from server import dir_from_env, host_python, server_env
 
 HERE = Path(__file__).resolve().parent
 SIZE = 128  # pixels: small, and valid for every family (multiples of 8; SD3 needs multiples of 16)
@@ -100,27 +99,18 @@ FAMILIES = [
 REFINER_SWITCH_AT = 0.5
 
 
-def _webui_python() -> Path:
-    """The WebUI's Python, as ``conftest.py`` finds it."""
-    value = os.environ.get("DD_WEBUI_PYTHON", "").strip()
-    if value:
-        return Path(value)
-    webui_dir = Path(os.environ["DD_WEBUI_DIR"]).resolve()
-    inside = webui_dir / "venv" / "bin" / "python"
-    return inside if inside.exists() else webui_dir.parent / "venv" / "bin" / "python"
-
-
 @pytest.fixture(scope="session")
 def family_checkpoints(webui) -> dict[str, Path]:
     """The four family checkpoints in the running WebUI's models folder (and SD3's T5 tokenizer in its HF cache)."""
-    webui_dir = Path(os.environ["DD_WEBUI_DIR"]).resolve()
+    webui_dir = dir_from_env("DD_WEBUI_DIR")
+    python = host_python("DD_WEBUI_PYTHON", webui_dir)  # the WebUI's own Python, as conftest.py uses
     models = webui.data_dir / "models" / "Stable-diffusion"
     hf_home = webui.data_dir / "hf_home"
     env = server_env(hf_home)
     out = {}
     for family, name in CHECKPOINTS.items():
         path = models / f"{name}.safetensors"
-        cmd = [str(_webui_python()), str(HERE / "make_family_checkpoint.py"), "--webui", str(webui_dir)]
+        cmd = [str(python), str(HERE / "make_family_checkpoint.py"), "--webui", str(webui_dir)]
         cmd += ["--family", family, "--out", str(path)]
         if family == "sd3":
             cmd += ["--hf-home", str(hf_home)]
