@@ -52,8 +52,7 @@ def on_cfg_after_cfg(params) -> None:
     evaluation, _current = _current, None
     if evaluation is None:
         return
-    blend = evaluation.blend
-    params.x = blend.after_model(params.x, evaluation.x, evaluation.level, evaluation.step)
+    params.x = evaluation.blend.after_model(params.x, evaluation.x, evaluation.level, evaluation.step)
     _hold_uncond_noise(evaluation, params.x)
 
 

@@ -63,6 +63,7 @@ SAMPLERS = [
     ("Heun", "Automatic"),
     ("DDIM", "Automatic"),
     ("UniPC", "Automatic"),
+    ("DDIM CFG++", "Automatic"),
 ]
 
 
@@ -77,7 +78,13 @@ def test_all_white_map_is_plain_img2img(primed_webui, init_b64, sampler, schedul
 
 @pytest.mark.parametrize(
     "sampler, scheduler, bound",
-    [("Euler", "Automatic", 1), ("Heun", "Automatic", 1), ("DPM++ 2M", "Karras", None), ("DDIM", "Automatic", None)],
+    [
+        ("Euler", "Automatic", 1),
+        ("Heun", "Automatic", 1),
+        ("DPM++ 2M", "Karras", None),
+        ("DDIM", "Automatic", None),
+        ("DDIM CFG++", "Automatic", 1),  # held cells step along their own eps (callbacks._hold_uncond_noise)
+    ],
 )
 def test_uniform_half_map_is_img2img_at_half_strength(primed_webui, init_b64, sampler, scheduler, bound):
     # map value 128/255 at D = 0.8 -> strength 0.4016: the same step count as 0.4 at 8 steps (3)
