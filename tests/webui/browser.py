@@ -122,7 +122,7 @@ def generate_from_ui(page, width: int, height: int, steps: int, waits_for: str, 
         f"() => (document.querySelector('#html_info_img2img') || {{}}).innerText?.includes({waits_for!r})",
         timeout=timeout,
     )
-    return page.locator("#html_info_img2img").inner_text()
+    return page.locator("#html_info_img2img").first.inner_text()  # A1111 (gradio 3) has two such elements
 
 
 def number(page, name: str) -> float:
