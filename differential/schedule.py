@@ -45,6 +45,15 @@ def img2img_steps(steps: int, denoising_strength: float, fix_steps: bool = False
     return total, t_enc
 
 
+def timestep_sigmas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """The noise level (sigma) of each discrete timestep: ``sqrt((1 - a) / a)``, float64.
+
+    ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` is ``x0 + sigma * eps`` scaled by ``sqrt(a)``.
+    """
+    alphas = alphas_cumprod.to(torch.float64)
+    return ((1 - alphas) / alphas) ** 0.5
+
+
 def strength_units(strength: torch.Tensor) -> torch.Tensor:
     """Strengths in [0, 1] as integer millionths (int64), capped at A1111's 0.999."""
     units = torch.round(strength.to(torch.float64) * STRENGTH_RESOLUTION).to(torch.int64)

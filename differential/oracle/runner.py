@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ..blend import DifferentialBlend
-from ..schedule import img2img_steps
+from ..schedule import img2img_steps, timestep_sigmas
 from .mixture import EpsFromDenoiser, GaussianMixtureDenoiser, sd_alphas_cumprod
 
 VARIANTS = ("after", "before", "both", "official")
@@ -88,7 +88,7 @@ class SigmaFrameEps:
 
     def __init__(self, x0_model, alphas_cumprod: torch.Tensor):
         self.x0_model = x0_model
-        self.sigmas = ((1 - alphas_cumprod) / alphas_cumprod).to(torch.float64) ** 0.5
+        self.sigmas = timestep_sigmas(alphas_cumprod)
 
     def __call__(self, x: torch.Tensor, timestep: torch.Tensor, **kwargs) -> torch.Tensor:
         sigma = self.sigmas[torch.as_tensor(timestep).reshape(-1).round().long()]
@@ -102,7 +102,7 @@ def karras_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) 
     import k_diffusion.sampling as ks
 
     alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
-    sigmas = ((1 - alphas) / alphas) ** 0.5
+    sigmas = timestep_sigmas(alphas)
     return ks.get_sigmas_karras(total_steps, float(sigmas[0]), float(sigmas[-1])).to(torch.float32)
 
 
@@ -164,7 +164,7 @@ class OracleImg2Img:
             # One level per model call (timesteps[t_enc - 1] .. timesteps[1]), then the final one.
             levels = sched.flip(0).to(torch.float64)
             if sigma_frame:
-                levels = ((1 - alphas_cumprod[sched.flip(0)]) / alphas_cumprod[sched.flip(0)]) ** 0.5
+                levels = timestep_sigmas(alphas_cumprod)[sched.flip(0)]
             blend = DifferentialBlend(
                 init,
                 noise,

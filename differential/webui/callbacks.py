@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..blend import DifferentialBlend
-from .job import STATE_ATTRIBUTE
+from .job import job_state
 
 
 @dataclass
@@ -32,7 +32,7 @@ _current: Evaluation | None = None
 
 
 def current_blend(denoiser) -> DifferentialBlend | None:
-    state = getattr(getattr(denoiser, "p", None), STATE_ATTRIBUTE, None)
+    state = job_state(getattr(denoiser, "p", None))
     return None if state is None else state.blend
 
 

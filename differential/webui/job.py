@@ -24,6 +24,11 @@ from .fields import FieldError, JobSettings, check_map_count
 STATE_ATTRIBUTE = "differential_diffusion"
 
 
+def job_state(p) -> JobState | None:
+    """The state of the job ``p`` (the host's processing object), or None for a job without the extension."""
+    return getattr(p, STATE_ATTRIBUTE, None)
+
+
 @dataclass(frozen=True)
 class Geometry:
     """How A1111 transforms the init images for this job."""

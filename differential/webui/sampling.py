@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import torch
 
+from ..schedule import timestep_sigmas
 from . import host
 from .host_kind import FORGE
-from .job import STATE_ATTRIBUTE, JobState, Schedule
+from .job import Schedule, job_state
 
 #: Timestep samplers that step like DDIM with eta 0 (the landing applies; CFG++ steps along the
 #: unconditional eps, which :mod:`.callbacks` holds too).
@@ -42,9 +43,8 @@ def _timestep_schedule(timesteps: torch.Tensor, steps: int, t_enc: int, ddim: bo
     alphas_cumprod = shared.sd_model.alphas_cumprod.detach().to(device="cpu", dtype=torch.float64)
     levels = timesteps.flip(0).to(device="cpu")
     if FORGE:  # the callbacks see sigmas and x0 predictions (see the module docstring)
-        sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
         return Schedule(
-            levels=sigmas[levels.long()],
+            levels=timestep_sigmas(alphas_cumprod)[levels.long()],
             total_steps=steps,
             t_enc=t_enc,
             prediction="x0",
@@ -81,11 +81,6 @@ def schedule_of(p) -> Schedule:
         second_order=bool(options.get("second_order", False)),
         noising="flow" if _model_is_flow() else "ve",
     )
-
-
-def job_state(p) -> JobState | None:
-    """The job's state, or None for a job without the extension."""
-    return getattr(p, STATE_ATTRIBUTE, None)
 
 
 def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:

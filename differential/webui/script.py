@@ -20,7 +20,7 @@ from ..sources import SOURCE_LABELS
 from . import companions, depth, sampling, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
-from .job import STATE_ATTRIBUTE, JobState
+from .job import STATE_ATTRIBUTE, JobState, job_state
 from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, SOURCE_SLIDER_ROWS, default_value
 from .ui_inputs import HostInputs, inputs_for_host
 
@@ -292,7 +292,7 @@ class DifferentialDiffusionScript(scripts.Script):
         ps.samples = sampling.after_sampling(p, ps.samples)
 
     def postprocess_image(self, p, pp, *args):
-        state: JobState | None = getattr(p, STATE_ATTRIBUTE, None)
+        state = job_state(p)
         if state is not None:
             pp.image = state.restore_pixels(pp.image, getattr(p, "batch_index", 0))
 
