@@ -112,6 +112,23 @@ def test_infotext_round_trip():
     assert read_field({}, "enabled") is False and read_field({}, "feather") is None
 
 
+def test_inpaint_conditioning_setting_is_a_field_an_infotext_key_and_an_axis():
+    from differential.webui.settings import AXES, CHECKBOXES, DEFAULTED
+
+    assert parse_settings([{"map": WHITE}]).inpaint_conditioning is True  # on by default
+    off = parse_settings([{"map": WHITE, "inpaint_conditioning": False}])
+    assert off.inpaint_conditioning is False
+    with pytest.raises(FieldError, match="true or false"):
+        parse_settings([{"map": WHITE, "inpaint_conditioning": "no"}])
+    assert KEYS["inpaint_conditioning"] not in infotext_params(off)  # written for inpainting models only
+    params = {key: str(value) for key, value in infotext_params(off, inpainting=True).items()}
+    assert params[KEYS["inpaint_conditioning"]] == "False"
+    assert read_field(params, "inpaint_conditioning") is False
+    assert read_field({ENABLED_KEY: "map x"}, "inpaint_conditioning") is None  # absent: the panel keeps its value
+    names = {spec.name for spec in AXES} & {spec.name for spec in DEFAULTED}
+    assert "inpaint_conditioning" in names and "inpaint_conditioning" in CHECKBOXES
+
+
 def test_job_checks_map_count_against_init_images():
     settings = parse_settings([{"enabled": True, "maps": [WHITE, WHITE]}])
     JobState(settings).check_batch(init_images=2, batch_size=2)

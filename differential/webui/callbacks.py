@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..blend import DifferentialBlend
+from . import inpainting
 from .job import job_state
 
 
@@ -45,6 +46,7 @@ def on_cfg_denoiser(params) -> None:
     batch = blend.init_latent.shape[0]
     level = float(params.sigma[-1])
     _current = Evaluation(blend, params.x[-batch:], level, blend.step_of(level), params.denoiser)
+    inpainting.apply(params, _current.step)
 
 
 def on_cfg_after_cfg(params) -> None:

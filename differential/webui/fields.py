@@ -173,6 +173,14 @@ FIELDS: tuple[Field, ...] = (
         "",
         "img2img Batch tab only: folder of change maps, matched to the input images by file name.",
     ),
+    Field(
+        "inpaint_conditioning",
+        "bool",
+        True,
+        "Inpainting checkpoints (9 input channels): the conditioning mask and masked image follow the "
+        "map step by step (free cells = to generate, held cells = known). Off: A1111's static "
+        "conditioning. No effect on other models.",
+    ),
 )
 #: Order of the UI's positional arguments (and of an API positional list).
 POSITIONAL: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -191,6 +199,7 @@ class JobSettings:
     exact_keep: bool = False
     source: MapSource = field(default_factory=MapSource)
     map_dir: str = ""
+    inpaint_conditioning: bool = True
 
     @property
     def map_hashes(self) -> list[str]:
@@ -307,6 +316,7 @@ def parse_settings(
         exact_keep=_as_bool("exact_keep", values["exact_keep"]),
         source=source,
         map_dir=_as_text("map_dir", values["map_dir"]),
+        inpaint_conditioning=_as_bool("inpaint_conditioning", values["inpaint_conditioning"]),
     )
     if source.kind in GENERATED:
         return settings  # made in the job, from its own inputs (`map`, `maps`, `paint` unused)

@@ -37,10 +37,11 @@ KEYS: dict[str, str] = {
     "radial_outer": "DD outer radius",
     "easing": "DD easing",
     "depth_model": "DD depth model",
+    "inpaint_conditioning": "DD inpaint conditioning",
 }
 #: The adjustments and options written for every enabled job (the source's own keys follow it).
 COMMON_FIELDS = ("invert", "feather", "black_point", "white_point", "gamma", "strength_at_black", "strength_at_white")
-BOOLEAN_FIELDS = ("invert", "exact_keep")
+BOOLEAN_FIELDS = ("invert", "exact_keep", "inpaint_conditioning")
 #: img2img Batch tab: the map file used for this image, or the image that had none.
 MAP_FILE_KEY = "DD map file"
 NO_MAP_KEY = "DD no map for"
@@ -51,11 +52,14 @@ def _format(value: Any) -> Any:
     return value if isinstance(value, (bool, str)) else round(float(value), 4)
 
 
-def infotext_params(settings: JobSettings, notes: Mapping[str, str] | None = None) -> dict[str, Any]:
+def infotext_params(
+    settings: JobSettings, notes: Mapping[str, str] | None = None, inpainting: bool = False
+) -> dict[str, Any]:
     """The ``p.extra_generation_params`` entries for an enabled job.
 
     ``notes`` (from the Batch tab's map folder): ``file`` = the map file used, ``missing`` = the
-    input image that had none.
+    input image that had none. ``inpainting``: the model is an inpainting checkpoint (the
+    per-step conditioning setting is written only then).
     """
     params: dict[str, Any] = {ENABLED_KEY: "map " + "+".join(settings.map_hashes)}
     for name in COMMON_FIELDS:
@@ -66,6 +70,8 @@ def infotext_params(settings: JobSettings, notes: Mapping[str, str] | None = Non
         value = getattr(settings.source, name)
         if value != "":
             params[KEYS[name]] = _format(value)
+    if inpainting:
+        params[KEYS["inpaint_conditioning"]] = settings.inpaint_conditioning
     notes = notes or {}
     if "file" in notes:
         params[MAP_FILE_KEY] = notes["file"]

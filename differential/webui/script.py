@@ -17,7 +17,7 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import companions, depth, sampling, sourcing
+from . import companions, depth, inpainting, sampling, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState, job_state
@@ -238,6 +238,7 @@ class DifferentialDiffusionScript(scripts.Script):
     # -- job hooks ------------------------------------------------------------------------------
     def process(self, p, *args):
         p.__dict__.pop(STATE_ATTRIBUTE, None)
+        inpainting.forget(p)
         for key in ALL_KEYS:
             p.extra_generation_params.pop(key, None)
         overrides = {
@@ -268,7 +269,12 @@ class DifferentialDiffusionScript(scripts.Script):
             )
             return
         setattr(p, STATE_ATTRIBUTE, state)
-        p.extra_generation_params.update(infotext_params(settings, found.notes))
+        watched = settings.inpaint_conditioning and inpainting.watch(p)
+        p.extra_generation_params.update(
+            infotext_params(settings, found.notes, inpainting=inpainting.family(p.sd_model) is not None)
+        )
+        if not watched:
+            inpainting.forget(p)
 
     @staticmethod
     def refuse(p, error: FieldError) -> None:
@@ -287,6 +293,7 @@ class DifferentialDiffusionScript(scripts.Script):
 
     def process_before_every_sampling(self, p, *args, **kwargs):
         sampling.before_every_sampling(p, kwargs["x"], kwargs["noise"])
+        inpainting.start(p)
 
     def post_sample(self, p, ps, *args):
         ps.samples = sampling.after_sampling(p, ps.samples)
@@ -298,3 +305,4 @@ class DifferentialDiffusionScript(scripts.Script):
 
     def postprocess(self, p, processed, *args):
         p.__dict__.pop(STATE_ATTRIBUTE, None)
+        inpainting.forget(p)
