@@ -124,6 +124,10 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
 
     checkpoint = _make_checkpoint(python, webui_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
     extension_dir = link_extension(data_dir / "extensions")
+    # test-only: records what inpainting checkpoints are shown (loads after the extension, by name)
+    (data_dir / "extensions" / "zz-dd-inpaint-probe").symlink_to(
+        HERE / "inpaint_probe_extension", target_is_directory=True
+    )
     (data_dir / "config.json").write_text(json.dumps(WEBUI_SETTINGS, indent=2))
 
     port = free_port()

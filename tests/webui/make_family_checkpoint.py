@@ -30,6 +30,13 @@ Families (each with the key layout A1111 detects, read in ``modules/sd_models_co
     ``sd3_cond.CLIPG_CONFIG`` / ``CLIPL_CONFIG``). No T5 (A1111's default ``sd3_enable_t5`` is off).
     With ``--hf-home`` it also writes a tiny T5 tokenizer into that HF cache
     (``google/t5-v1_1-xxl``: A1111 loads that tokenizer even with T5 off).
+``sd15-inpaint``
+    SD 1.5 inpainting: A1111's ``configs/v1-inpainting-inference.yaml`` narrowed (UNet 32 channels, one
+    attention head, VAE ``ch`` 32): ldm ``LatentInpaintDiffusion``, ``conditioning_key: hybrid``, UNet
+    ``in_channels`` 9 (4 latent + 1 mask + 4 masked-image latent). CLIP ViT-L/14 text tower at full size.
+``sdxl-inpaint``
+    SDXL inpainting: A1111's ``configs/sd_xl_inpaint.yaml`` (``in_channels`` 9) narrowed like ``sdxl``;
+    A1111 sets ``is_sdxl_inpaint`` from the 9 input channels of ``input_blocks.0.0.weight``.
 
 The text towers' keys and shapes come from the host's own classes, built on the meta device; their
 values are random (normal, fan-in scaled; norms at 1). UNet, MMDiT and VAE are built for real, seeded,
@@ -51,7 +58,7 @@ import types
 
 from make_checkpoint import LOGVAR_BIAS, _rescale, noise_schedule
 
-FAMILIES = ("sd2v", "sdxl", "sdxl-refiner", "sd3")
+FAMILIES = ("sd2v", "sdxl", "sdxl-refiner", "sd3", "sd15-inpaint", "sdxl-inpaint")
 UNET_CHANNELS = 32
 VAE_CHANNELS = 32
 OPENCLIP_NARROW = "ViT-B-32"  # SDXL's OpenCLIP tower in the narrowed yamls (bigG in the real ones)
@@ -362,6 +369,35 @@ def build_sdxl_refiner(webui: str, seed: int, gen):
     return _sdxl_common(config, seed, gen, [(0, "openclip")], adm=512 + 2 * 512 + 256)
 
 
+def build_sd15_inpaint(webui: str, seed: int, gen):
+    """SD 1.5 inpainting (see the module docstring)."""
+    from ldm.modules.diffusionmodules.model import Decoder, Encoder
+    from ldm.modules.diffusionmodules.openaimodel import UNetModel
+    from omegaconf import OmegaConf
+
+    config = _load_yaml(os.path.join(webui, "configs", "v1-inpainting-inference.yaml"))
+    params = config.model.params
+    assert params.conditioning_key == "hybrid" and params.unet_config.params.in_channels == 9
+    u = params.unet_config.params
+    u.model_channels, u.num_heads = UNET_CHANNELS, 1
+    params.first_stage_config.params.ddconfig.ch = VAE_CHANNELS
+    unet_kw = OmegaConf.to_container(u, resolve=True)
+    unet_kw.update(use_checkpoint=False)
+    vae = OmegaConf.to_container(params.first_stage_config.params, resolve=True)
+    sd = unet(UNetModel, unet_kw, int(u.context_dim), gen)
+    sd.update(kl_vae(Encoder, Decoder, vae["ddconfig"], int(vae["embed_dim"]), float(params.scale_factor), seed))
+    sd.update(clip_l_text("cond_stage_model.transformer.", gen))
+    sd.update(noise_schedule(params))
+    return sd, config
+
+
+def build_sdxl_inpaint(webui: str, seed: int, gen):
+    """SDXL inpainting: ``sdxl``'s layout with 9 UNet input channels (A1111's ``sd_xl_inpaint.yaml``)."""
+    config = _load_yaml(os.path.join(webui, "configs", "sd_xl_inpaint.yaml"))
+    assert config.model.params.network_config.params.in_channels == 9
+    return _sdxl_common(config, seed, gen, [(0, "clip_l"), (1, "openclip")], adm=512 + 3 * 512)
+
+
 def build_sd3(webui: str, seed: int, gen):
     """SD3: MMDiT (depth 2), SD3's VAE, CLIP-G and CLIP-L; A1111 finds sd3-inference.yaml itself."""
     import torch
@@ -446,7 +482,14 @@ def write_t5_tokenizer(hf_home: str) -> str:
     return snapshot
 
 
-BUILDERS = {"sd2v": build_sd2v, "sdxl": build_sdxl, "sdxl-refiner": build_sdxl_refiner, "sd3": build_sd3}
+BUILDERS = {
+    "sd2v": build_sd2v,
+    "sdxl": build_sdxl,
+    "sdxl-refiner": build_sdxl_refiner,
+    "sd3": build_sd3,
+    "sd15-inpaint": build_sd15_inpaint,
+    "sdxl-inpaint": build_sdxl_inpaint,
+}
 
 
 def main(argv=None) -> int:
