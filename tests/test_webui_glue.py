@@ -112,6 +112,36 @@ def test_infotext_round_trip():
     assert read_field({}, "enabled") is False and read_field({}, "feather") is None
 
 
+def test_substep_is_on_by_default_written_and_read_back_and_off_for_older_images():
+    settings = parse_settings([{"enabled": True, "map": WHITE}])
+    assert settings.substep is True
+    params = {key: str(value) for key, value in infotext_params(settings).items()}
+    assert params[KEYS["substep"]] == "True" and read_field(params, "substep") is True
+    off = parse_settings([{"enabled": True, "map": WHITE, "substep": False}])
+    assert read_field({k: str(v) for k, v in infotext_params(off).items()}, "substep") is False
+    # an image made before the setting existed was made with whole steps: pasting it restores that
+    assert read_field({ENABLED_KEY: "map 0123456789"}, "substep") is False
+    assert read_field({}, "substep") is None
+    with pytest.raises(FieldError, match="substep"):
+        parse_settings([{"enabled": True, "map": WHITE, "substep": "yes"}])
+
+
+def _gradient_map() -> Image.Image:
+    return Image.fromarray(np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1)))
+
+
+@pytest.mark.parametrize(
+    "schedule_substep, setting, expect_weights", [(True, True, True), (True, False, False), (False, True, False)]
+)
+def test_substep_weights_only_for_k_diffusion_schedules_with_the_setting_on(schedule_substep, setting, expect_weights):
+    state = _state(_gradient_map(), substep=setting)
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    schedule = Schedule(levels, 4, 3, substep=schedule_substep)
+    blend = state.start_sampling(torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 8, 8), schedule, 1.0)
+    has_weights = any(blend.hold_weight(step, torch.zeros(1)) is not None for step in range(4))
+    assert has_weights is expect_weights
+
+
 def test_job_checks_map_count_against_init_images():
     settings = parse_settings([{"enabled": True, "maps": [WHITE, WHITE]}])
     JobState(settings).check_batch(init_images=2, batch_size=2)

@@ -173,6 +173,14 @@ FIELDS: tuple[Field, ...] = (
         "",
         "img2img Batch tab only: folder of change maps, matched to the input images by file name.",
     ),
+    Field(
+        "substep",
+        "bool",
+        True,
+        "Sub-step strength: a cell whose strength falls between two steps is released during its "
+        "boundary step, so a map has more shades than the job has steps (few-step models). "
+        "k-diffusion samplers; DDIM, PLMS and UniPC keep whole steps. Off = whole steps.",
+    ),
 )
 #: Order of the UI's positional arguments (and of an API positional list).
 POSITIONAL: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -191,6 +199,7 @@ class JobSettings:
     exact_keep: bool = False
     source: MapSource = field(default_factory=MapSource)
     map_dir: str = ""
+    substep: bool = True
 
     @property
     def map_hashes(self) -> list[str]:
@@ -307,6 +316,7 @@ def parse_settings(
         exact_keep=_as_bool("exact_keep", values["exact_keep"]),
         source=source,
         map_dir=_as_text("map_dir", values["map_dir"]),
+        substep=_as_bool("substep", values["substep"]),
     )
     if source.kind in GENERATED:
         return settings  # made in the job, from its own inputs (`map`, `maps`, `paint` unused)

@@ -18,6 +18,7 @@ from ..blend import DifferentialBlend, Noising, Prediction
 from ..composite import keep_alpha, restore_kept_pixels
 from ..geometry import CropRegion, latent_grid, to_latent_grid
 from ..schedule import release_steps
+from ..substep import as_sigmas, substep_release
 from .fields import FieldError, JobSettings, check_map_count
 
 #: Attribute of A1111's processing object that holds the :class:`JobState`.
@@ -52,6 +53,10 @@ class Schedule:
     noising: Noising = "ve"
     alphas_cumprod: torch.Tensor | None = None
     ddim_landing: bool = False
+    #: Sub-step strength applies (k-diffusion samplers; the timestep family keeps whole steps).
+    substep: bool = False
+    #: The sampler extrapolates from its previous prediction (see ``differential.substep``).
+    multistep: bool = False
 
 
 @dataclass
@@ -96,7 +101,13 @@ class JobState:
         """Build this sampling run's blend (None when the schedule has no step to blend)."""
         assert self.cell_maps is not None, "prepare_maps first"
         cells = self.cell_maps.to(torch.float64) * float(denoising_strength)
-        release = release_steps(cells, schedule.total_steps, schedule.t_enc).to(init_latent.device)
+        release, boundary_weight = release_steps(cells, schedule.total_steps, schedule.t_enc), None
+        if self.settings.substep and schedule.substep:
+            sigmas = as_sigmas(schedule.levels, schedule.noising)
+            release, boundary_weight = substep_release(
+                cells, schedule.total_steps, schedule.t_enc, sigmas, schedule.multistep
+            )
+        release = release.to(init_latent.device)
         if release.shape[0] not in (1, init_latent.shape[0]):
             raise FieldError(
                 "maps", f"{release.shape[0]} maps for a batch of {init_latent.shape[0]}", "1 map, or one per init image"
@@ -113,6 +124,7 @@ class JobState:
                 noising=schedule.noising,
                 alphas_cumprod=schedule.alphas_cumprod,
                 ddim_landing=schedule.ddim_landing,
+                boundary_weight=boundary_weight,
             )
         return self.blend
 

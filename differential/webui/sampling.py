@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..schedule import timestep_sigmas
+from ..substep import MULTISTEP_FUNCTIONS
 from . import host
 from .host_kind import FORGE
 from .job import Schedule, job_state
@@ -80,6 +81,8 @@ def schedule_of(p) -> Schedule:
         t_enc=t_enc,
         second_order=bool(options.get("second_order", False)),
         noising="flow" if _model_is_flow() else "ve",
+        substep=True,
+        multistep=getattr(sampler, "funcname", None) in MULTISTEP_FUNCTIONS,
     )
 
 

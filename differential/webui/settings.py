@@ -12,6 +12,7 @@ SECTION = ("differential_diffusion", TITLE)
 CHECKBOXES = {
     "invert": "Invert map (for maps where white = keep)",
     "exact_keep": "Pixel-exact keep (restore input pixels where the map is black)",
+    "substep": "Sub-step strength (more shades than steps, for few-step models)",
 }
 SLIDERS = {
     "feather": ("Feather (Gaussian blur of the map, px)", 0.0, 64.0, 0.5),
@@ -38,7 +39,7 @@ SOURCE_SLIDER_ROWS = {
 #: adjustments and options; not the per-image source parameters).
 DEFAULTED = tuple(f for f in FIELDS if f.name in CHECKBOXES or f.name in {n for row in SLIDER_ROWS for n in row})
 #: Fields offered as XYZ plot axes.
-AXES = tuple(f for f in FIELDS if f.kind == "number" or f.name == "invert")
+AXES = tuple(f for f in FIELDS if f.kind == "number" or f.name in ("invert", "substep"))
 
 
 def option_key(name: str) -> str:
