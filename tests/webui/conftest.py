@@ -124,6 +124,8 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
 
     checkpoint = _make_checkpoint(python, webui_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
     extension_dir = link_extension(data_dir / "extensions")
+    # the test-only probe (never shipped): what reaches the model, and the final latents
+    (data_dir / "extensions" / "dd-probe").symlink_to(HERE / "probe_extension", target_is_directory=True)
     (data_dir / "config.json").write_text(json.dumps(WEBUI_SETTINGS, indent=2))
 
     port = free_port()
