@@ -20,7 +20,7 @@ from PIL import Image
 from differential.webui import callbacks
 from differential.webui.fields import FIELDS, POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
 from differential.webui.infotext import ENABLED_KEY, KEYS, infotext_params, read_field
-from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule
+from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule, attach_state
 
 
 def b64_png(image: Image.Image) -> str:
@@ -178,7 +178,8 @@ def test_callbacks_blend_only_jobs_with_state_and_forget_each_evaluation():
     levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
     init = torch.full((1, 4, 8, 8), 5.0)
     state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
-    p = SimpleNamespace(**{STATE_ATTRIBUTE: state})
+    p = SimpleNamespace()
+    attach_state(p, state)
     rows = torch.zeros(2, 4, 8, 8)  # cond + uncond rows; the last B are the sampler's x
     params = SimpleNamespace(x=rows, sigma=torch.tensor([8.0, 8.0]), denoiser=SimpleNamespace(p=p))
     callbacks.on_cfg_denoiser(params)
@@ -201,7 +202,9 @@ def test_cfgpp_uncond_noise_of_held_cells_follows_the_held_prediction():
     init = torch.full((1, 4, 8, 8), 5.0)
     state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
     uncond = torch.full((1, 4, 8, 8), 7.0)
-    denoiser = SimpleNamespace(p=SimpleNamespace(**{STATE_ATTRIBUTE: state}), need_last_noise_uncond=True)
+    p = SimpleNamespace()
+    attach_state(p, state)
+    denoiser = SimpleNamespace(p=p, need_last_noise_uncond=True)
     x = torch.full((1, 4, 8, 8), 9.0)  # sigma-frame input at level 8: held eps = (9 - 5) / 8
     callbacks.on_cfg_denoiser(SimpleNamespace(x=x, sigma=torch.tensor([8.0]), denoiser=denoiser))
     denoiser.last_noise_uncond = uncond  # the host sets it before the after-CFG callback
@@ -384,7 +387,8 @@ def test_nothing_of_a_finished_job_stays_referenced():
     levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
     init = torch.zeros(1, 4, 8, 8)
     state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
-    p = SimpleNamespace(**{STATE_ATTRIBUTE: state})
+    p = SimpleNamespace()
+    attach_state(p, state)
     rows = torch.zeros(2, 4, 8, 8)
     for level in levels[:-1].tolist():
         callbacks.on_cfg_denoiser(

@@ -7,7 +7,9 @@ sampling run (one per batch: each batch has its own noise). No A1111 import here
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +28,24 @@ STATE_ATTRIBUTE = "differential_diffusion"
 
 
 def job_state(p) -> JobState | None:
-    """The state of the job ``p`` (the host's processing object), or None for a job without the extension."""
-    return getattr(p, STATE_ATTRIBUTE, None)
+    """The state of the job ``p`` (the host's processing object), or None for a job without the extension.
+
+    Only the object the script attached the state to (:func:`attach_state`) has it: a copy of
+    that object (``copy.copy(p)``, as other extensions make to run jobs of their own, e.g. a
+    detail pass on a face crop) carries the attribute but is another job with another geometry,
+    so it gets None and nothing of the map is applied to it.
+    """
+    state = getattr(p, STATE_ATTRIBUTE, None)
+    return state if state is not None and state.owned_by(p) else None
+
+
+def attach_state(p, state: JobState) -> None:
+    """Make ``state`` the state of job ``p`` (and of no copy of it)."""
+    try:
+        state.owner = weakref.ref(p)  # the processing objects of A1111 and Forge
+    except TypeError:  # objects without weak references (stand-ins): their identity
+        state.owner = id(p)
+    setattr(p, STATE_ATTRIBUTE, state)
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,13 @@ class JobState:
     cell_maps: torch.Tensor | None = None  # [N, 1, h, w] adjusted map values (fractions of D)
     blend: DifferentialBlend | None = None
     originals: list[Image.Image] = field(default_factory=list)
+    owner: Any = field(default=None, repr=False, compare=False)  # see attach_state
+
+    def owned_by(self, p) -> bool:
+        """Whether ``p`` is the job this state was attached to (not a copy of it)."""
+        if isinstance(self.owner, weakref.ref):
+            return self.owner() is p
+        return self.owner is not None and self.owner == id(p)
 
     def check_batch(self, init_images: int, batch_size: int) -> None:
         """One map for all init images, or exactly one per init image."""

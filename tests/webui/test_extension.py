@@ -261,7 +261,7 @@ def test_settings_section_and_xyz_axes_are_registered(primed_webui):
     status, infos = primed_webui.get("/sdapi/v1/script-info")
     xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
     choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
-    assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert", "[DD] Substep"} <= choices
+    assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert", "[DD] Sub-step strength"} <= choices
 
 
 def test_infotext_without_a_map_stops_the_job_with_a_reason(primed_webui, init_b64):
