@@ -52,6 +52,10 @@ K_SAMPLERS = {
     "DPM2": ("sample_dpm_2", True),
     "DPM++ SDE": ("sample_dpmpp_sde", True),
     "LMS": ("sample_lms", False),
+    "DPM2 a": ("sample_dpm_2_ancestral", True),
+    "DPM++ 2S a": ("sample_dpmpp_2s_ancestral", True),
+    "DPM++ 2M SDE": ("sample_dpmpp_2m_sde", False),
+    "DPM++ 3M SDE": ("sample_dpmpp_3m_sde", False),
     "LCM": (sample_lcm, False),
 }
 #: Schedulers the oracle reproduces (A1111's ``sd_schedulers``), on SD's discrete sigmas.

@@ -29,7 +29,10 @@ from .benchmark import Protocol, Setup
 from .runner import K_SAMPLERS, SCHEDULES, Job, full_sigmas
 
 SAMPLERS = ("Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ SDE", "LCM")
+#: Measured on Karras only, to decide which samplers get sub-step strength by default.
+EXTRA_SAMPLERS = ("LMS", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M SDE", "DPM++ 3M SDE")
 METHODS = ("whole", "substep", "ideal")
+UNIFORM_SAMPLERS = ("Euler", "Heun", "DPM++ 2M", "Euler a")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,64 @@ class SubstepProtocol(Protocol):
         }
 
 
+#: Uniform maps measured against continuous-level img2img: (steps, D, v), D * v * steps not whole.
+UNIFORM_CASES = ((12, 0.8, 0.5), (4, 1.0, 0.55), (8, 0.6, 0.7), (12, 0.75, 0.9))
+
+
+def uniform_distances(protocol: SubstepProtocol, samplers) -> list[dict]:
+    """RMS latent distance of a uniform map, sub-step and whole-step, to plain img2img started at
+    the continuous level of ``D * v`` (Karras), and to plain img2img at ``D * v`` (A1111's)."""
+    rows = []
+    for sampler in samplers:
+        for steps, strength, value in UNIFORM_CASES:
+            job = Job(sampler, steps, strength)
+            total, t_enc, levels = protocol.runner.schedule(job)
+            cells = torch.full(protocol.init.shape[-2:], strength * value, dtype=torch.float64)[None, None]
+            multistep = K_SAMPLERS[sampler][0] in MULTISTEP_FUNCTIONS
+            release, weight = substep_release(cells, total, t_enc, levels, multistep)
+            seed = protocol.setup.seed + 3
+            runs = {
+                "substep": protocol.runner.run(
+                    job, protocol.init, protocol.noise, release, seed=seed, boundary_weight=weight
+                ),
+                "whole": protocol.runner.run(job, protocol.init, protocol.noise, release, seed=seed),
+            }
+            continuous = continuous_levels(
+                full_sigmas("Karras", total, protocol.runner.alphas_cumprod), strength * value
+            )
+            ideal = protocol.runner.run_levels(sampler, continuous, protocol.init, protocol.noise, seed=seed)
+            plain = protocol.runner.run(Job(sampler, steps, strength * value), protocol.init, protocol.noise, seed=seed)
+
+            def rms(a: torch.Tensor, b: torch.Tensor) -> float:
+                return float((a - b).pow(2).mean().sqrt())
+
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "steps": steps,
+                    "D": strength,
+                    "v": value,
+                    **{f"{name} to continuous": rms(run, ideal) for name, run in runs.items()},
+                    **{f"{name} to plain": rms(run, plain) for name, run in runs.items()},
+                }
+            )
+    return rows
+
+
+def format_uniform(rows: list[dict]) -> str:
+    head = (
+        "| sampler | steps | D x v | sub-step to continuous | whole to continuous "
+        "| sub-step to plain D*v | whole to plain D*v |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['sampler']} | {row['steps']} | {row['D']:g} x {row['v']:g} | {row['substep to continuous']:.3f} | "
+            f"{row['whole to continuous']:.3f} | {row['substep to plain']:.3f} | {row['whole to plain']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def cases(schedules, steps, strengths, samplers) -> list[Case]:
     return [Case(sc, st, d, sa) for sc in schedules for st in steps for d in strengths for sa in samplers]
 
@@ -165,6 +226,7 @@ def format_table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
+    parser.add_argument("--extra-samplers", nargs="*", default=list(EXTRA_SAMPLERS), help="Karras rows only")
     parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
     parser.add_argument("--steps", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--strengths", nargs="+", type=float, default=[1.0, 0.6])
@@ -177,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     setup = Setup(tests=args.tests, references=args.references)
     case_list = cases(args.schedules, args.steps, args.strengths, args.samplers)
+    case_list += cases(["Karras"], args.steps, args.strengths, args.extra_samplers)
     case_list += cases(["Karras"], args.long_steps, [1.0], args.samplers)
     started = time.perf_counter()
     report = run_substep_benchmark(setup, case_list)
+    report["uniform"] = uniform_distances(SubstepProtocol(setup), [s for s in args.samplers if s in UNIFORM_SAMPLERS])
     report["seconds"] = time.perf_counter() - started
     with open(args.json, "w") as handle:
         json.dump(report, handle, indent=1)
@@ -188,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         "corr = correlation of the paired trend with the continuous-strength ideal's"
     )
     print(format_table(report))
+    print("Uniform maps (D * v * steps not whole): RMS latent distance (latents of unit std)")
+    print(format_uniform(report["uniform"]))
     print(f"wrote {args.json} ({report['seconds']:.0f} s)")
     return 0
 
