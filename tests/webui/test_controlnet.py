@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 
 import controlnet_setup
 import numpy as np
@@ -32,6 +33,7 @@ from helpers import (
     decode_b64_image,
     img2img_payload,
     make_init_image,
+    prime,
     to_array,
 )
 from PIL import Image
@@ -69,12 +71,13 @@ def cn(*units: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cn_webui(primed_webui: WebUI, init_b64: str) -> tuple[WebUI, str]:
+def cn_webui(primed_webui: WebUI, init_b64: str) -> Iterator[tuple[WebUI, str]]:
     """The server with ControlNet loaded and its random model listed; primed with one ControlNet job.
 
     Loading a ControlNet draws from A1111's global RNG (module construction), which the next job's VAE
     encoding uses: the first job after the load differs by 1/255 in a few pixels from later identical
-    ones. Every comparison below follows that first job.
+    ones. Every comparison below follows that first job. Afterwards the server is primed again with the
+    default request, as the other modules expect (the UI job here has a random seed).
     """
     status, version = primed_webui.get("/controlnet/version")
     assert status == 200, f"ControlNet did not load:\n{primed_webui.log_tail(80)}"
@@ -87,7 +90,8 @@ def cn_webui(primed_webui: WebUI, init_b64: str) -> tuple[WebUI, str]:
     control = b64_png(make_init_image(SIZE, SIZE, seed=7))
     primed_webui.img2img(img2img_payload(init_b64, alwayson_scripts=cn(unit(found[0], image=control))))
     MEASUREMENTS.append(f"ControlNet API version {version['version']}, model {found[0]}")
-    return primed_webui, found[0]
+    yield primed_webui, found[0]
+    prime(primed_webui, img2img_payload(init_b64))
 
 
 def clean_since(webui: WebUI, since: int) -> None:
