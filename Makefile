@@ -24,6 +24,7 @@ test: $(VENV)/.installed
 
 oracle: $(VENV)/.installed
 	$(PY) -m differential.oracle.benchmark --json oracle-benchmark.json
+	$(PY) -m differential.oracle.substep_benchmark --json oracle-substep.json
 
 bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(PY) benchmarks/blend_cost.py

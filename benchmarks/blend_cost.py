@@ -2,7 +2,8 @@
 
 Prints, for latents 1x4x64x64, 1x4x128x128 and 4x4x128x128 in float32 and float16:
 the per-model-call cost of the blend (step lookup + after-model blend, median of many
-calls), one call of a randomly initialised SD1.5-sized UNet (diffusers'
+calls; whole steps, and with sub-step strength at a boundary step, where the blend is one
+``torch.lerp`` instead of one ``torch.where``), one call of a randomly initialised SD1.5-sized UNet (diffusers'
 ``UNet2DConditionModel`` built from SD1.5's published config, no download; median of
 ``--unet-repeats``), and their ratio; then the one-off cost of preparing a 2048x2048 map.
 On the CPU, float16 convolutions run hundreds of times slower than float32, so a float16 UNet
@@ -26,6 +27,7 @@ from differential.blend import DifferentialBlend
 from differential.geometry import latent_grid
 from differential.maps import load_map
 from differential.schedule import img2img_steps, release_steps
+from differential.substep import substep_release
 
 SIZES = ((1, 64), (1, 128), (4, 128))
 SD15_UNET = dict(
@@ -50,16 +52,22 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def blend_call_seconds(batch: int, side: int, dtype: torch.dtype, steps: int = 30, calls: int = 300) -> float:
-    """Median cost of one model call's blend work at the middle of a job."""
+def blend_call_seconds(
+    batch: int, side: int, dtype: torch.dtype, steps: int = 30, calls: int = 300, substep: bool = False
+) -> float:
+    """Median cost of one model call's blend work at the middle of a job (with ``substep``: a
+    boundary step of sub-step strength, whose weights change each step)."""
     generator = torch.Generator().manual_seed(0)
     shape = (batch, 4, side, side)
     init = torch.randn(shape, generator=generator).to(dtype)
     noise = torch.randn(shape, generator=generator).to(dtype)
     total, t_enc = img2img_steps(steps, 1.0)
-    release = release_steps(torch.rand((batch, 1, side, side), generator=generator), total, t_enc)
+    strength = torch.rand((batch, 1, side, side), generator=generator, dtype=torch.float64)
     levels = torch.linspace(14.6, 0.0, t_enc + 2)
-    blend = DifferentialBlend(init, noise, release, levels)
+    release, weight = substep_release(strength, total, t_enc, levels)
+    if not substep:
+        release, weight = release_steps(strength, total, t_enc), None
+    blend = DifferentialBlend(init, noise, release, levels, boundary_weight=weight)
     output = torch.randn(shape, generator=generator).to(dtype)
     middle = t_enc // 2
     level = float(levels[middle])
@@ -67,6 +75,8 @@ def blend_call_seconds(batch: int, side: int, dtype: torch.dtype, steps: int = 3
     def one_call():
         blend.tracker.reset()
         step = blend.step_of(level)
+        blend._hold_step = None  # a new step: its hold weights are built again
+        blend._held_step = None
         blend.after_model(output, None, level, step)
 
     one_call()
@@ -122,15 +132,17 @@ def main() -> int:
         torch.manual_seed(0)
         unet = UNet2DConditionModel(**SD15_UNET).eval()
     print(f"torch {torch.__version__}, {args.threads} thread(s), device cpu")
-    print("| latent | dtype | blend per call | UNet call (cond+uncond) | blend / UNet |")
-    print("|---|---|---|---|---|")
+    print("| latent | dtype | blend per call | at a sub-step boundary | UNet call (cond+uncond) | max blend / UNet |")
+    print("|---|---|---|---|---|---|")
     unet_seconds: dict[tuple[int, int], float] = {}
     for dtype_name in args.dtypes:
         dtype = getattr(torch, dtype_name)
         for batch, side in SIZES:
             blend = blend_call_seconds(batch, side, dtype)
+            boundary = blend_call_seconds(batch, side, dtype, substep=True)
+            costs = f"{blend * 1e6:.0f} us | {boundary * 1e6:.0f} us"
             if unet is None:
-                print(f"| {batch}x4x{side}x{side} | {dtype_name} | {blend * 1e6:.0f} us | - | - |", flush=True)
+                print(f"| {batch}x4x{side}x{side} | {dtype_name} | {costs} | - | - |", flush=True)
                 continue
             # float16 rows reuse the float32 UNet call of the same size (see the module docstring)
             if (batch, side) not in unet_seconds:
@@ -138,8 +150,8 @@ def main() -> int:
             call = unet_seconds[(batch, side)]
             note = " (float32 UNet)" if dtype == torch.float16 else ""
             print(
-                f"| {batch}x4x{side}x{side} | {dtype_name} | {blend * 1e6:.0f} us | {call:.2f} s{note} | "
-                f"{100 * blend / call:.4f} % |",
+                f"| {batch}x4x{side}x{side} | {dtype_name} | {costs} | {call:.2f} s{note} | "
+                f"{100 * max(blend, boundary) / call:.4f} % |",
                 flush=True,
             )
     for job_side in (512, 2048):

@@ -43,6 +43,9 @@ class DifferentialBlend:
         second_order: the sampler makes trailing evaluations at the next level (Heun).
         prediction, noising: see the module docstring.
         alphas_cumprod: the model's cumulative alphas, needed for ``"eps"`` and ``"vp"``.
+        boundary_weight: sub-step strength (see :mod:`differential.substep`): per-cell weight of
+            the model's prediction at the cell's boundary step ``release - 1`` (same shape as
+            ``release``, 0 = whole step). None (default): the whole-step rule, unchanged.
         ddim_landing: (DDIM with eta 0 only) A1111's DDIM img2img noises the init
             latent one schedule step *above* its first model call. To reproduce that for a
             cell released at step ``r``, its last held step (``r - 1``, evaluated at level
@@ -66,6 +69,7 @@ class DifferentialBlend:
         noising: Noising = "ve",
         alphas_cumprod: torch.Tensor | None = None,
         ddim_landing: bool = False,
+        boundary_weight: torch.Tensor | None = None,
     ):
         if init_latent.shape != noise.shape:
             raise ValueError(f"noise: expected shape {tuple(init_latent.shape)}, got {tuple(noise.shape)}")
@@ -96,7 +100,25 @@ class DifferentialBlend:
         self._any_keep_final = bool(self._keep_final.any())
         self._held_step: tuple[int, torch.device] | None = None
         self._held_mask: torch.Tensor | None = None
+        self._boundary_weight, self._boundary_steps = self._boundaries(boundary_weight)
+        self._hold_step: tuple[int, torch.device, torch.dtype] | None = None
+        self._hold_weight: torch.Tensor | None = None
         self._init_cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _boundaries(self, weight: torch.Tensor | None) -> tuple[torch.Tensor | None, frozenset[int]]:
+        """The boundary weights (or None when no cell has one) and the steps that have any."""
+        if weight is None:
+            return None, frozenset()
+        if weight.dim() == 2:
+            weight = weight[None, None]
+        if weight.shape != self.release.shape:
+            raise ValueError(f"boundary_weight: expected shape {tuple(self.release.shape)}, got {tuple(weight.shape)}")
+        weight = weight.to(device=self.release.device, dtype=torch.float64)
+        partial = (weight > 0) & (self.release >= 1)
+        if not bool(partial.any()):
+            return None, frozenset()
+        steps = frozenset(int(step) - 1 for step in self.release[partial].unique().tolist())
+        return torch.where(partial, weight, torch.zeros_like(weight)), steps
 
     # -- per-job constants --------------------------------------------------------------
     def _tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,6 +142,21 @@ class DifferentialBlend:
             self._held_mask = (self.release > step).to(device)
             self._held_step = (step, device)
         return self._held_mask
+
+    def hold_weight(self, step: int, like: torch.Tensor) -> torch.Tensor | None:
+        """Float weight ``[B or 1, 1, H, W]`` of the held prediction at ``step`` (1 = held, 0 = free,
+        ``1 - w`` for cells at their boundary step); None when the step has no boundary cell."""
+        if step not in self._boundary_steps:
+            return None
+        key = (step, like.device, like.dtype)
+        if self._hold_step != key:
+            assert self._boundary_weight is not None
+            held = (self.release > step).to(torch.float64)
+            boundary = self.release == step + 1
+            weight = torch.where(boundary, 1.0 - self._boundary_weight, held)
+            self._hold_weight = weight.to(device=like.device, dtype=like.dtype)
+            self._hold_step = key
+        return self._hold_weight
 
     def _alpha(self, timestep: float) -> float:
         assert self.alphas_cumprod is not None
@@ -157,14 +194,22 @@ class DifferentialBlend:
             target = init
             if landing:
                 target = torch.where(self.release == step + 1, self._ddim_landing_x0(x, level, step, output), init)
-            return torch.where(mask, target.to(output.dtype), output)
+            return self._hold(output, target, mask, step)
         if x is None:
             raise ValueError("x: the model input is required for eps prediction")
         alpha = self._alpha(level)
         target = (x - init * alpha**0.5) / (1.0 - alpha) ** 0.5
         if landing:
             target = torch.where(self.release == step + 1, self._ddim_landing_eps(x, level, step, output), target)
-        return torch.where(mask, target.to(output.dtype), output)
+        return self._hold(output, target, mask, step)
+
+    def _hold(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, step: int) -> torch.Tensor:
+        """Held cells take ``target``; at a boundary step, cells partly (one lerp)."""
+        target = target.to(output.dtype)
+        weight = self.hold_weight(step, output)
+        if weight is None:
+            return torch.where(mask, target, output)
+        return torch.lerp(output, target, weight)
 
     def _ddim_landing_eps(self, x: torch.Tensor, level: float, step: int, like: torch.Tensor) -> torch.Tensor:
         """The eps that makes a DDIM (eta 0) step from ``level`` to the next level land at

@@ -147,3 +147,20 @@ def test_implied_eps_inverts_each_noising():
     assert torch.allclose(flow.implied_eps(init, init * 0.75 + 0.25 * eps, 0.25), eps)
     vp = make([[3, 3], [3, 3]], prediction="eps", noising="vp", levels=[900.0, 600.0, 300.0, 1.0])
     assert vp.implied_eps(eps, init, 600.0) is eps  # an eps prediction is its own eps
+
+
+def test_boundary_step_moves_cells_partly_and_other_steps_are_unchanged():
+    weight = torch.tensor([[0.0, 0.25], [0.0, 0.0]], dtype=torch.float64)
+    blend = make([[0, 2], [4, 1]], boundary_weight=weight)
+    output = torch.full((1, 2, 2, 2), -1.0)
+    step1 = blend.after_model(output, None, 4.0, 1)  # cell (0, 1) releases at 2: its boundary step
+    init = blend.init_latent
+    assert torch.allclose(step1[:, :, 0, 1], init[:, :, 0, 1] + 0.25 * (output[:, :, 0, 1] - init[:, :, 0, 1]))
+    assert torch.equal(step1[:, :, 1, 0], init[:, :, 1, 0]) and torch.equal(step1[:, :, 1, 1], output[:, :, 1, 1])
+    plain = make([[0, 2], [4, 1]])
+    for step in (0, 2, 3):  # no boundary there: the same tensors as without weights
+        level = LEVELS[step]
+        assert torch.equal(blend.after_model(output, None, level, step), plain.after_model(output, None, level, step))
+    assert make([[0, 2], [4, 1]], boundary_weight=torch.zeros(2, 2)).hold_weight(1, output) is None
+    with pytest.raises(ValueError, match="boundary_weight"):
+        make([[0, 2], [4, 1]], boundary_weight=torch.zeros(3, 3))

@@ -20,7 +20,7 @@ from PIL import Image
 from differential.webui import callbacks
 from differential.webui.fields import FIELDS, POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
 from differential.webui.infotext import ENABLED_KEY, KEYS, infotext_params, read_field
-from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule
+from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule, attach_state
 
 
 def b64_png(image: Image.Image) -> str:
@@ -112,6 +112,36 @@ def test_infotext_round_trip():
     assert read_field({}, "enabled") is False and read_field({}, "feather") is None
 
 
+def test_substep_is_on_by_default_written_and_read_back_and_off_for_older_images():
+    settings = parse_settings([{"enabled": True, "map": WHITE}])
+    assert settings.substep is True
+    params = {key: str(value) for key, value in infotext_params(settings).items()}
+    assert params[KEYS["substep"]] == "True" and read_field(params, "substep") is True
+    off = parse_settings([{"enabled": True, "map": WHITE, "substep": False}])
+    assert read_field({k: str(v) for k, v in infotext_params(off).items()}, "substep") is False
+    # an image made before the setting existed was made with whole steps: pasting it restores that
+    assert read_field({ENABLED_KEY: "map 0123456789"}, "substep") is False
+    assert read_field({}, "substep") is None
+    with pytest.raises(FieldError, match="substep"):
+        parse_settings([{"enabled": True, "map": WHITE, "substep": "yes"}])
+
+
+def _gradient_map() -> Image.Image:
+    return Image.fromarray(np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1)))
+
+
+@pytest.mark.parametrize(
+    "schedule_substep, setting, expect_weights", [(True, True, True), (True, False, False), (False, True, False)]
+)
+def test_substep_weights_only_for_k_diffusion_schedules_with_the_setting_on(schedule_substep, setting, expect_weights):
+    state = _state(_gradient_map(), substep=setting)
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    schedule = Schedule(levels, 4, 3, substep=schedule_substep)
+    blend = state.start_sampling(torch.zeros(1, 4, 8, 8), torch.ones(1, 4, 8, 8), schedule, 1.0)
+    has_weights = any(blend.hold_weight(step, torch.zeros(1)) is not None for step in range(4))
+    assert has_weights is expect_weights
+
+
 def test_inpaint_conditioning_setting_is_a_field_an_infotext_key_and_an_axis():
     from differential.webui.settings import AXES, CHECKBOXES, DEFAULTED
 
@@ -165,7 +195,8 @@ def test_callbacks_blend_only_jobs_with_state_and_forget_each_evaluation():
     levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
     init = torch.full((1, 4, 8, 8), 5.0)
     state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
-    p = SimpleNamespace(**{STATE_ATTRIBUTE: state})
+    p = SimpleNamespace()
+    attach_state(p, state)
     rows = torch.zeros(2, 4, 8, 8)  # cond + uncond rows; the last B are the sampler's x
     params = SimpleNamespace(x=rows, sigma=torch.tensor([8.0, 8.0]), denoiser=SimpleNamespace(p=p))
     callbacks.on_cfg_denoiser(params)
@@ -188,7 +219,9 @@ def test_cfgpp_uncond_noise_of_held_cells_follows_the_held_prediction():
     init = torch.full((1, 4, 8, 8), 5.0)
     state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
     uncond = torch.full((1, 4, 8, 8), 7.0)
-    denoiser = SimpleNamespace(p=SimpleNamespace(**{STATE_ATTRIBUTE: state}), need_last_noise_uncond=True)
+    p = SimpleNamespace()
+    attach_state(p, state)
+    denoiser = SimpleNamespace(p=p, need_last_noise_uncond=True)
     x = torch.full((1, 4, 8, 8), 9.0)  # sigma-frame input at level 8: held eps = (9 - 5) / 8
     callbacks.on_cfg_denoiser(SimpleNamespace(x=x, sigma=torch.tensor([8.0]), denoiser=denoiser))
     denoiser.last_noise_uncond = uncond  # the host sets it before the after-CFG callback
@@ -371,7 +404,8 @@ def test_nothing_of_a_finished_job_stays_referenced():
     levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
     init = torch.zeros(1, 4, 8, 8)
     state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
-    p = SimpleNamespace(**{STATE_ATTRIBUTE: state})
+    p = SimpleNamespace()
+    attach_state(p, state)
     rows = torch.zeros(2, 4, 8, 8)
     for level in levels[:-1].tolist():
         callbacks.on_cfg_denoiser(

@@ -30,7 +30,20 @@ from .mixture import EpsFromDenoiser, GaussianMixtureDenoiser, sd_alphas_cumprod
 
 VARIANTS = ("after", "before", "both", "official")
 
-#: Display name -> (k-diffusion function, makes trailing evaluations at the next level).
+
+def sample_lcm(model, x, sigmas, extra_args=None, disable=None, noise_sampler=None):
+    """A1111's ``sd_samplers_lcm.sample_lcm``: denoise, then re-noise to the next level with fresh noise."""
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        x = model(x, sigmas[i] * s_in, **extra_args)
+        if sigmas[i + 1] > 0:
+            x = x + sigmas[i + 1] * torch.randn_like(x)
+    return x
+
+
+#: Display name -> (k-diffusion function name, or the function; makes trailing evaluations at
+#: the next level).
 K_SAMPLERS = {
     "Euler": ("sample_euler", False),
     "Euler a": ("sample_euler_ancestral", False),
@@ -39,7 +52,14 @@ K_SAMPLERS = {
     "DPM2": ("sample_dpm_2", True),
     "DPM++ SDE": ("sample_dpmpp_sde", True),
     "LMS": ("sample_lms", False),
+    "DPM2 a": ("sample_dpm_2_ancestral", True),
+    "DPM++ 2S a": ("sample_dpmpp_2s_ancestral", True),
+    "DPM++ 2M SDE": ("sample_dpmpp_2m_sde", False),
+    "DPM++ 3M SDE": ("sample_dpmpp_3m_sde", False),
+    "LCM": (sample_lcm, False),
 }
+#: Schedulers the oracle reproduces (A1111's ``sd_schedulers``), on SD's discrete sigmas.
+SCHEDULES = ("Karras", "SGM Uniform")
 TIMESTEP_SAMPLERS = ("DDIM", "DDIM sigma frame")
 #: Timestep samplers whose blend runs on sigmas and x0 predictions (Forge's parameterisation).
 SIGMA_FRAME_SAMPLERS = ("DDIM sigma frame",)
@@ -54,6 +74,7 @@ class Job:
     steps: int
     strength: float
     fix_steps: bool = False
+    schedule: str = "Karras"
 
 
 class BlendedModel:
@@ -106,6 +127,29 @@ def karras_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) 
     return ks.get_sigmas_karras(total_steps, float(sigmas[0]), float(sigmas[-1])).to(torch.float32)
 
 
+def sgm_uniform_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
+    """A1111's ``sd_schedulers.sgm_uniform``: timesteps evenly from the largest to the smallest
+    sigma (``total_steps + 1`` points, the last dropped), as sigmas, then 0 (float32)."""
+    from k_diffusion.external import DiscreteSchedule
+
+    alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
+    sigmas = timestep_sigmas(alphas).to(torch.float32)
+    model = DiscreteSchedule(sigmas, quantize=False)
+    start = model.sigma_to_t(sigmas.max())
+    end = model.sigma_to_t(sigmas.min())
+    levels = [float(model.t_to_sigma(t)) for t in torch.linspace(float(start), float(end), total_steps + 1)[:-1]]
+    return torch.tensor(levels + [0.0], dtype=torch.float32)
+
+
+def full_sigmas(schedule: str, total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
+    """The full schedule of ``total_steps`` (``total_steps + 1`` levels ending at 0)."""
+    if schedule == "Karras":
+        return karras_sigmas(total_steps, alphas_cumprod)
+    if schedule == "SGM Uniform":
+        return sgm_uniform_sigmas(total_steps, alphas_cumprod)
+    raise ValueError(f"schedule: got {schedule!r}, expected one of {SCHEDULES}")
+
+
 def ddim_timesteps(total_steps: int) -> torch.Tensor:
     """A1111's DDIM timesteps: ``clip(range(0, 1000, 1000 // steps) + 1, 0, 999)``."""
     return torch.clip(torch.arange(0, 1000, 1000 // total_steps) + 1, 0, 999)
@@ -124,7 +168,7 @@ class OracleImg2Img:
         total, t_enc = img2img_steps(job.steps, job.strength, job.fix_steps)
         if job.sampler in TIMESTEP_SAMPLERS:
             return total, t_enc, ddim_timesteps(total)[:t_enc].flip(0).to(torch.float64)
-        return total, t_enc, karras_sigmas(total, self.alphas_cumprod)[total - t_enc - 1 :]
+        return total, t_enc, full_sigmas(job.schedule, total, self.alphas_cumprod)[total - t_enc - 1 :]
 
     def run(
         self,
@@ -134,24 +178,44 @@ class OracleImg2Img:
         release: torch.Tensor | None = None,
         variant: str = "after",
         seed: int = 0,
+        boundary_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Final latents of the job; ``release`` (from ``release_steps``) enables the blend."""
+        """Final latents of the job; ``release`` (from ``release_steps``) enables the blend,
+        ``boundary_weight`` (from ``differential.substep``) its sub-step strength."""
         if job.sampler in TIMESTEP_SAMPLERS:
-            return self._run_ddim(job, init, noise, release, variant, seed)
+            return self._run_ddim(job, init, noise, release, variant, seed, boundary_weight)
+        _, _, levels = self.schedule(job)
+        return self.run_levels(job.sampler, levels, init, noise, release, variant, seed, boundary_weight)
+
+    def run_levels(
+        self,
+        sampler: str,
+        levels: torch.Tensor,
+        init: torch.Tensor,
+        noise: torch.Tensor,
+        release: torch.Tensor | None = None,
+        variant: str = "after",
+        seed: int = 0,
+        boundary_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """A k-diffusion sampler from ``init + noise * levels[0]`` down the given levels."""
         import k_diffusion.sampling as ks
 
-        name, second_order = K_SAMPLERS[job.sampler]
-        _, _, levels = self.schedule(job)
+        function, second_order = K_SAMPLERS[sampler]
+        if isinstance(function, str):
+            function = getattr(ks, function)
         x = init + noise * levels[0]
         model, blend = self.denoiser, None
         if release is not None:
-            blend = DifferentialBlend(init, noise, release, levels, second_order=second_order)
+            blend = DifferentialBlend(
+                init, noise, release, levels, second_order=second_order, boundary_weight=boundary_weight
+            )
             model = BlendedModel(self.denoiser, blend, variant)
         torch.manual_seed(seed)
-        out = getattr(ks, name)(model, x, levels.to(x.dtype), disable=True)
+        out = function(model, x, levels.to(x.dtype), disable=True)
         return out if blend is None else blend.finalize(out)
 
-    def _run_ddim(self, job, init, noise, release, variant, seed):
+    def _run_ddim(self, job, init, noise, release, variant, seed, boundary_weight=None):
         total, t_enc = img2img_steps(job.steps, job.strength, job.fix_steps)
         timesteps = ddim_timesteps(total)
         sched = timesteps[:t_enc]
@@ -174,6 +238,7 @@ class OracleImg2Img:
                 noising="ve" if sigma_frame else "vp",
                 alphas_cumprod=alphas_cumprod,
                 ddim_landing=True,
+                boundary_weight=boundary_weight,
             )
             if sigma_frame:
                 model = SigmaFrameEps(BlendedModel(self.denoiser, blend, variant), alphas_cumprod)

@@ -16,7 +16,7 @@ def register() -> None:
         (script_callbacks.on_cfg_after_cfg, callbacks.on_cfg_after_cfg),
         (script_callbacks.on_app_started, routes.on_app_started),
         (script_callbacks.on_ui_settings, settings.on_ui_settings),
-        (script_callbacks.on_before_ui, settings.add_axis_options),
+        (script_callbacks.on_ui_settings, settings.add_axis_options),  # before any script UI (see settings)
     ):
         script_callbacks.remove_callbacks_for_function(function)
         registrar(function, name="differential_diffusion")

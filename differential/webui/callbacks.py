@@ -68,5 +68,6 @@ def _hold_uncond_noise(evaluation: Evaluation, blended: torch.Tensor) -> None:
     mask = evaluation.blend.held(evaluation.step, uncond.device)
     if mask is None or uncond.shape != blended.shape:
         return
-    eps = evaluation.blend.implied_eps(blended, evaluation.x, evaluation.level)
-    denoiser.last_noise_uncond = torch.where(mask, eps.to(uncond.dtype), uncond)
+    eps = evaluation.blend.implied_eps(blended, evaluation.x, evaluation.level).to(uncond.dtype)
+    weight = evaluation.blend.hold_weight(evaluation.step, uncond)  # sub-step boundary: partly held
+    denoiser.last_noise_uncond = torch.where(mask, eps, uncond) if weight is None else torch.lerp(uncond, eps, weight)

@@ -7,6 +7,15 @@ decoding. Differential Diffusion holds cells on the re-noised original in the sa
 with both on two per-step blends with different rules fight over the same latents, and neither
 result is what its settings say. Such a job is refused, naming both; the Inpaint mask source
 with Feather gives soft inpainting by Differential Diffusion alone.
+
+**ControlNet** (``Mikubill/sd-webui-controlnet``, proven at v1.1.455) composes and is not refused.
+Every unit acts inside the model call (it replaces the UNet's ``forward``): conditioning units add
+to the UNet's features, and the ``inpaint_only`` units also pull the prediction outside their mask
+to their control image. Our blend runs after CFG (``on_cfg_after_cfg``) and replaces the held
+cells' prediction whatever the units made of it, so the map decides where the image may change
+and the units what it becomes there. After decoding, ``inpaint_only`` pastes its control image back
+through its mask dilated and blurred (``postprocess_batch``); pixel-exact keep runs later
+(``postprocess_image``), so the map's black part is the input's pixels with or without that unit.
 """
 
 from __future__ import annotations

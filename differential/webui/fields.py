@@ -174,6 +174,14 @@ FIELDS: tuple[Field, ...] = (
         "img2img Batch tab only: folder of change maps, matched to the input images by file name.",
     ),
     Field(
+        "substep",
+        "bool",
+        True,
+        "Sub-step strength: a cell whose strength falls between two steps is released during its "
+        "boundary step, so a map has more shades than the job has steps (few-step models). "
+        "k-diffusion samplers; DDIM, PLMS and UniPC keep whole steps. Off = whole steps.",
+    ),
+    Field(
         "inpaint_conditioning",
         "bool",
         True,
@@ -199,6 +207,7 @@ class JobSettings:
     exact_keep: bool = False
     source: MapSource = field(default_factory=MapSource)
     map_dir: str = ""
+    substep: bool = True
     inpaint_conditioning: bool = True
 
     @property
@@ -316,6 +325,7 @@ def parse_settings(
         exact_keep=_as_bool("exact_keep", values["exact_keep"]),
         source=source,
         map_dir=_as_text("map_dir", values["map_dir"]),
+        substep=_as_bool("substep", values["substep"]),
         inpaint_conditioning=_as_bool("inpaint_conditioning", values["inpaint_conditioning"]),
     )
     if source.kind in GENERATED:

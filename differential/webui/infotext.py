@@ -37,11 +37,14 @@ KEYS: dict[str, str] = {
     "radial_outer": "DD outer radius",
     "easing": "DD easing",
     "depth_model": "DD depth model",
+    "substep": "DD sub-step",
     "inpaint_conditioning": "DD inpaint conditioning",
 }
 #: The adjustments and options written for every enabled job (the source's own keys follow it).
 COMMON_FIELDS = ("invert", "feather", "black_point", "white_point", "gamma", "strength_at_black", "strength_at_white")
-BOOLEAN_FIELDS = ("invert", "exact_keep", "inpaint_conditioning")
+BOOLEAN_FIELDS = ("invert", "exact_keep", "substep", "inpaint_conditioning")
+#: What a field was before it existed: an enabled job's infotext without the key reads as this.
+PRE_FIELD_VALUES = {"source": "upload", "substep": False}
 #: img2img Batch tab: the map file used for this image, or the image that had none.
 MAP_FILE_KEY = "DD map file"
 NO_MAP_KEY = "DD no map for"
@@ -65,6 +68,7 @@ def infotext_params(
     for name in COMMON_FIELDS:
         params[KEYS[name]] = _format(getattr(settings.adjust, name))
     params[KEYS["exact_keep"]] = settings.exact_keep
+    params[KEYS["substep"]] = settings.substep
     params[KEYS["source"]] = settings.source.kind
     for name in SOURCE_PARAMETERS.get(settings.source.kind, ()):
         value = getattr(settings.source, name)
@@ -95,8 +99,10 @@ def read_field(params: Mapping[str, Any], name: str) -> Any:
         return ENABLED_KEY in params
     raw = params.get(KEYS[name])
     if raw is None:
-        # An image made before map sources existed used an uploaded map.
-        return "upload" if name == "source" and ENABLED_KEY in params else None
+        # An image made before map sources existed used an uploaded map, and whole steps.
+        if ENABLED_KEY in params and name in PRE_FIELD_VALUES:
+            return PRE_FIELD_VALUES[name]
+        return None
     if name in BOOLEAN_FIELDS:
         return parse_bool(raw)
     if ALL_FIELDS[name].kind in ("choice", "text"):

@@ -7,7 +7,9 @@ sampling run (one per batch: each batch has its own noise). No A1111 import here
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from ..blend import DifferentialBlend, Noising, Prediction
 from ..composite import keep_alpha, restore_kept_pixels
 from ..geometry import CropRegion, latent_grid, to_latent_grid
 from ..schedule import release_steps
+from ..substep import as_sigmas, substep_release
 from .fields import FieldError, JobSettings, check_map_count
 
 #: Attribute of A1111's processing object that holds the :class:`JobState`.
@@ -25,8 +28,24 @@ STATE_ATTRIBUTE = "differential_diffusion"
 
 
 def job_state(p) -> JobState | None:
-    """The state of the job ``p`` (the host's processing object), or None for a job without the extension."""
-    return getattr(p, STATE_ATTRIBUTE, None)
+    """The state of the job ``p`` (the host's processing object), or None for a job without the extension.
+
+    Only the object the script attached the state to (:func:`attach_state`) has it: a copy of
+    that object (``copy.copy(p)``, as other extensions make to run jobs of their own, e.g. a
+    detail pass on a face crop) carries the attribute but is another job with another geometry,
+    so it gets None and nothing of the map is applied to it.
+    """
+    state = getattr(p, STATE_ATTRIBUTE, None)
+    return state if state is not None and state.owned_by(p) else None
+
+
+def attach_state(p, state: JobState) -> None:
+    """Make ``state`` the state of job ``p`` (and of no copy of it)."""
+    try:
+        state.owner = weakref.ref(p)  # the processing objects of A1111 and Forge
+    except TypeError:  # objects without weak references (stand-ins): their identity
+        state.owner = id(p)
+    setattr(p, STATE_ATTRIBUTE, state)
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,10 @@ class Schedule:
     noising: Noising = "ve"
     alphas_cumprod: torch.Tensor | None = None
     ddim_landing: bool = False
+    #: Sub-step strength applies (k-diffusion samplers; the timestep family keeps whole steps).
+    substep: bool = False
+    #: The sampler extrapolates from its previous prediction (see ``differential.substep``).
+    multistep: bool = False
 
 
 @dataclass
@@ -61,6 +84,13 @@ class JobState:
     cell_maps: torch.Tensor | None = None  # [N, 1, h, w] adjusted map values (fractions of D)
     blend: DifferentialBlend | None = None
     originals: list[Image.Image] = field(default_factory=list)
+    owner: Any = field(default=None, repr=False, compare=False)  # see attach_state
+
+    def owned_by(self, p) -> bool:
+        """Whether ``p`` is the job this state was attached to (not a copy of it)."""
+        if isinstance(self.owner, weakref.ref):
+            return self.owner() is p
+        return self.owner is not None and self.owner == id(p)
 
     def check_batch(self, init_images: int, batch_size: int) -> None:
         """One map for all init images, or exactly one per init image."""
@@ -96,7 +126,13 @@ class JobState:
         """Build this sampling run's blend (None when the schedule has no step to blend)."""
         assert self.cell_maps is not None, "prepare_maps first"
         cells = self.cell_maps.to(torch.float64) * float(denoising_strength)
-        release = release_steps(cells, schedule.total_steps, schedule.t_enc).to(init_latent.device)
+        release, boundary_weight = release_steps(cells, schedule.total_steps, schedule.t_enc), None
+        if self.settings.substep and schedule.substep:
+            sigmas = as_sigmas(schedule.levels, schedule.noising)
+            release, boundary_weight = substep_release(
+                cells, schedule.total_steps, schedule.t_enc, sigmas, schedule.multistep
+            )
+        release = release.to(init_latent.device)
         if release.shape[0] not in (1, init_latent.shape[0]):
             raise FieldError(
                 "maps", f"{release.shape[0]} maps for a batch of {init_latent.shape[0]}", "1 map, or one per init image"
@@ -113,6 +149,7 @@ class JobState:
                 noising=schedule.noising,
                 alphas_cumprod=schedule.alphas_cumprod,
                 ddim_landing=schedule.ddim_landing,
+                boundary_weight=boundary_weight,
             )
         return self.blend
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..schedule import timestep_sigmas
+from ..substep import MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS
 from . import host
 from .host_kind import FORGE
 from .job import Schedule, job_state
@@ -74,12 +75,16 @@ def schedule_of(p) -> Schedule:
         timesteps = sampler.get_timesteps(p, steps)[:t_enc]
         return _timestep_schedule(timesteps, steps, t_enc, ddim=getattr(config, "name", "") in DDIM_SAMPLERS)
     sigmas = sampler.get_sigmas(p, steps)
+    function = getattr(sampler, "funcname", None)
+    function = getattr(function, "__name__", function)  # A1111's LCM sampler passes the function itself
     return Schedule(
         levels=sigmas[steps - t_enc - 1 :].to(device="cpu", dtype=torch.float32),
         total_steps=steps,
         t_enc=t_enc,
         second_order=bool(options.get("second_order", False)),
         noising="flow" if _model_is_flow() else "ve",
+        substep=function in SUBSTEP_FUNCTIONS,
+        multistep=function in MULTISTEP_FUNCTIONS,
     )
 
 

@@ -17,10 +17,10 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import companions, depth, inpainting, sampling, sourcing
-from .fields import POSITIONAL, TITLE, FieldError, parse_settings
+from . import companions, depth, inner_pass, inpainting, sampling, sourcing
+from .fields import POSITIONAL, TITLE, FieldError, normalise_args, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
-from .job import STATE_ATTRIBUTE, JobState, job_state
+from .job import STATE_ATTRIBUTE, JobState, attach_state, job_state
 from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, SOURCE_SLIDER_ROWS, default_value
 from .ui_inputs import HostInputs, inputs_for_host
 
@@ -100,6 +100,14 @@ def depth_panel() -> tuple[str, list[str]]:
         f"{name} ({path})" for name, path in found.items()
     )
     return status, list(found)
+
+
+def _asks_for_the_map(args) -> bool:
+    """Whether the script arguments enable the extension (unvalidated: for a console note only)."""
+    try:
+        return bool(normalise_args(args)["enabled"])
+    except FieldError:
+        return False
 
 
 class DifferentialDiffusionScript(scripts.Script):
@@ -241,6 +249,11 @@ class DifferentialDiffusionScript(scripts.Script):
         inpainting.forget(p)
         for key in ALL_KEYS:
             p.extra_generation_params.pop(key, None)
+        outer = inner_pass.inner_pass_of(p)
+        if outer is not None:  # the map belongs to the main job (see inner_pass)
+            if _asks_for_the_map(args):
+                log(f"not applied in {outer}'s inner pass: the map belongs to the main image")
+            return
         overrides = {
             name: getattr(p, OVERRIDE_PREFIX + name) for name in POSITIONAL if hasattr(p, OVERRIDE_PREFIX + name)
         }
@@ -268,7 +281,7 @@ class DifferentialDiffusionScript(scripts.Script):
                 FieldError("source", f"the map could not be made ({type(error).__name__}: {error})", "see the console"),
             )
             return
-        setattr(p, STATE_ATTRIBUTE, state)
+        attach_state(p, state)
         watched = settings.inpaint_conditioning and inpainting.watch(p)
         p.extra_generation_params.update(
             infotext_params(settings, found.notes, inpainting=inpainting.family(p.sd_model) is not None)

@@ -1,4 +1,14 @@
-"""Settings section (defaults of the panel) and XYZ plot axes."""
+"""Settings section (defaults of the panel) and XYZ plot axes.
+
+When the axes are registered matters: A1111's X/Y/Z plot copies its axis list when its UI is
+built (``ui()`` keeps ``current_axis_options``; ``run()`` indexes into that copy), so an axis added
+later exists in neither the UI nor ``/sdapi/v1/script-info`` nor a job. Every UI build, with or
+without ``--nowebui``, goes through ``modules.ui.create_ui()``, whose first step is the
+``on_ui_settings`` callbacks, before any script's UI. (``on_before_ui`` runs before
+``create_ui()`` with the UI, but after it on an API-only server, where the API's constructor
+builds the script UIs; A1111 v1.10.1 and Forge alike.) So the axes are added from
+``on_ui_settings``, once per build of the axis list: a label already there is not added again.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ SECTION = ("differential_diffusion", TITLE)
 CHECKBOXES = {
     "invert": "Invert map (for maps where white = keep)",
     "exact_keep": "Pixel-exact keep (restore input pixels where the map is black)",
+    "substep": "Sub-step strength (more shades than steps, for few-step models)",
     "inpaint_conditioning": "Inpainting checkpoints: conditioning mask follows the map per step",
 }
 SLIDERS = {
@@ -38,8 +49,19 @@ SOURCE_SLIDER_ROWS = {
 #: Fields whose panel default is configurable in Settings -> Differential Diffusion (the
 #: adjustments and options; not the per-image source parameters).
 DEFAULTED = tuple(f for f in FIELDS if f.name in CHECKBOXES or f.name in {n for row in SLIDER_ROWS for n in row})
-#: Fields offered as XYZ plot axes.
-AXES = tuple(f for f in FIELDS if f.kind == "number" or f.name in ("invert", "inpaint_conditioning"))
+#: Fields offered as XYZ plot axes: numbers, the booleans, and the choices (map source, easing).
+AXES = tuple(
+    f for f in FIELDS if f.kind in ("number", "choice") or f.name in ("invert", "substep", "inpaint_conditioning")
+)
+
+
+#: Axis labels that are not the field's name (as the panel names it).
+AXIS_NAMES = {"source": "Map source", "substep": "Sub-step strength"}
+
+
+def axis_label(name: str) -> str:
+    """The X/Y/Z plot label of field ``name``, e.g. ``[DD] Strength at white``, ``[DD] Map source``."""
+    return f"[DD] {AXIS_NAMES.get(name, name.replace('_', ' ').capitalize())}"
 
 
 def option_key(name: str) -> str:
@@ -74,7 +96,8 @@ def on_ui_settings() -> None:
 
 
 def add_axis_options() -> None:
-    """Register XYZ plot axes; an axis sets ``p.dd_<field>``, which the script prefers."""
+    """Register the XYZ plot axes (see the module docstring for when); an axis sets ``p.dd_<field>``,
+    which the script prefers to its arguments. Idempotent: labels already present are skipped."""
     from modules import scripts
 
     modules = [data.module for data in scripts.scripts_data if data.script_class.__module__ == "xyz_grid.py"]
@@ -90,14 +113,15 @@ def add_axis_options() -> None:
         return apply
 
     for spec in AXES:
-        label = f"[DD] {spec.name.replace('_', ' ').capitalize()}"
+        label = axis_label(spec.name)
         if label in existing:
             continue
         if spec.kind == "number":
-            xyz.axis_options.append(xyz.AxisOptionImg2Img(label, float, setter(spec.name, float)))
+            option = xyz.AxisOptionImg2Img(label, float, setter(spec.name, float))
+        elif spec.kind == "choice":
+            option = xyz.AxisOptionImg2Img(label, str, setter(spec.name, str), choices=lambda c=spec.choices: list(c))
         else:
-            xyz.axis_options.append(
-                xyz.AxisOptionImg2Img(
-                    label, str, setter(spec.name, lambda x: str(x) == "True"), choices=xyz.boolean_choice(reverse=True)
-                )
+            option = xyz.AxisOptionImg2Img(
+                label, str, setter(spec.name, lambda x: str(x) == "True"), choices=xyz.boolean_choice(reverse=True)
             )
+        xyz.axis_options.append(option)

@@ -13,6 +13,8 @@ Environment:
     DD_WEBUI_LINK=root   link the repository root itself as the extension (default: a directory of links)
     DD_WEBUI_KEEP=1      keep the generated checkpoint after the run (the log is always kept)
     DD_WEBUI_START_TIMEOUT  seconds to wait for the server (default 240)
+    DD_CONTROLNET_DIR    a Mikubill/sd-webui-controlnet checkout (v1.1.455): installed for the run with a random
+                         narrow ControlNet (see controlnet_setup.py); without it test_controlnet.py is skipped
 
 Each session gets a fresh data dir (``--data-dir``): models/, extensions/, config.json, cache, outputs all
 live there, so the WebUI checkout is not written to. The extension is the repository these tests live in,
@@ -37,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import controlnet_setup  # noqa: E402
 from helpers import CHECKPOINT_NAME, WebUI, b64_png, img2img_payload, make_init_image, prime  # noqa: E402
 from server import (  # noqa: E402
     dir_from_env,
@@ -124,6 +127,10 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
 
     checkpoint = _make_checkpoint(python, webui_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
     extension_dir = link_extension(data_dir / "extensions")
+    # the test-only probe (never shipped): what reaches the model, and the final latents
+    (data_dir / "extensions" / "dd-probe").symlink_to(HERE / "probe_extension", target_is_directory=True)
+    if controlnet_setup.problem(controlnet_setup.controlnet_dir()) is None:
+        controlnet_setup.install(data_dir, python, webui_dir, env)
     # test-only: records what inpainting checkpoints are shown (loads after the extension, by name)
     (data_dir / "extensions" / "zz-dd-inpaint-probe").symlink_to(
         HERE / "inpaint_probe_extension", target_is_directory=True

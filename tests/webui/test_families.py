@@ -231,7 +231,8 @@ def _uniform_versus_plain(family, sampler, scheduler, value: int, plain_strength
     and the mean difference between plain 0.8 and plain ``plain_strength`` for scale."""
     fields = dict(sampler_name=sampler, scheduler=scheduler)
     plain, _ = family.job(denoising_strength=plain_strength, **fields)
-    mapped, _ = family.job(alwayson_scripts=dd(map=uniform(value)), **fields)
+    # the whole-step rule: sub-step strength would also release the fraction of a step beyond it
+    mapped, _ = family.job(alwayson_scripts=dd(map=uniform(value), substep=False), **fields)
     full, _ = family.job(**fields)
     difference = np.abs(plain - mapped)
     return int(difference.max()), float(difference.mean()), float(np.abs(full - plain).mean())

@@ -9,7 +9,9 @@ A1111's timestep samplers give ``x_t`` and a timestep; they are brought to that 
 (``x_t / sqrt(a)``, ``sigma = sqrt((1 - a) / a)``); Forge already calls back in it.
 
 Each finished job appends one JSON line to ``<data dir>/dd_probe.jsonl``: the sampler and, per
-call, sigma and the largest deviations over the held cells of each batch row.
+call, sigma and the largest deviations over the held cells of each batch row; and, per batch
+row, the final latent's mean absolute change from the init latent in each latent column
+(``column_change``, from the samples before decoding).
 """
 
 import importlib.util
@@ -34,9 +36,15 @@ class ProbeScript(scripts.Script):
         _job.clear()
         _job.update(p=p, init=kwargs["x"].double().cpu(), noise=kwargs["noise"].double().cpu(), calls=[])
 
+    def post_sample(self, p, ps, *args):
+        if _job.get("p") is p:
+            change = (ps.samples.double().cpu() - _job["init"]).abs().mean(dim=(1, 2))
+            _job.setdefault("column_change", []).extend(change.tolist())
+
     def postprocess(self, p, processed, *args):
         if _job.get("p") is p:
             record = {"sampler": p.sampler_name, "scheduler": getattr(p, "scheduler", None), "calls": _job["calls"]}
+            record["column_change"] = _job.get("column_change", [])
             with open(RECORDS, "a") as f:
                 f.write(json.dumps(record) + "\n")
         _job.clear()
