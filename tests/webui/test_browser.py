@@ -187,7 +187,8 @@ def test_batch_tab_applies_each_images_map(page, webui, tmp_path, input_mode):
         page.locator("#img2img_batch_upload input[type=file]").set_input_files(
             [str(inputs / f"{name}.png") for name in "abc"]
         )
-        page.wait_for_timeout(1500)
+        # the upload is done when gradio lists the files (a fixed wait was too short on a loaded CPU)
+        page.locator("#img2img_batch_upload").get_by_text("c.png").first.wait_for(timeout=120_000)
     else:
         page.locator("#img2img_batch_input_dir textarea").fill(str(inputs))
         page.locator("#img2img_batch_output_dir textarea").fill(str(outputs))
