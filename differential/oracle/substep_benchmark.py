@@ -121,7 +121,7 @@ class SubstepProtocol(Protocol):
             "ideal": self.continuous_ideal(case),
         }
         total, t_enc = img2img_steps(case.steps, case.strength)
-        if t_enc != round(case.strength * total):  # the strongest columns are out of the job's reach
+        if abs(case.strength * total - t_enc) > 1e-9:  # the strongest columns are out of the job's reach
             latents["reachable"] = self.continuous_ideal(case, reachable=True)
         trends = {name: rel.trend(self._norms(value), allchange) for name, value in latents.items()}
         reachable = trends.get("reachable", trends["ideal"])
