@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import statistics
 import time
 
@@ -64,19 +65,20 @@ def blend_call_seconds(
     total, t_enc = img2img_steps(steps, 1.0)
     strength = torch.rand((batch, 1, side, side), generator=generator, dtype=torch.float64)
     levels = torch.linspace(14.6, 0.0, t_enc + 2)
-    release, weight = substep_release(strength, total, t_enc, levels)
-    if not substep:
+    if substep:
+        release, weight = substep_release(strength, total, t_enc, levels)
+    else:
         release, weight = release_steps(strength, total, t_enc), None
     blend = DifferentialBlend(init, noise, release, levels, boundary_weight=weight)
     output = torch.randn(shape, generator=generator).to(dtype)
     middle = t_enc // 2
-    level = float(levels[middle])
+    # two neighbouring steps in turn: every call is a step's first, which builds its masks
+    calls_levels = itertools.cycle([float(levels[middle]), float(levels[middle + 1])])
 
     def one_call():
+        level = next(calls_levels)
         blend.tracker.reset()
         step = blend.step_of(level)
-        blend._hold_step = None  # a new step: its hold weights are built again
-        blend._held_step = None
         blend.after_model(output, None, level, step)
 
     one_call()

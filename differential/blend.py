@@ -151,10 +151,10 @@ class DifferentialBlend:
         key = (step, like.device, like.dtype)
         if self._hold_step != key:
             assert self._boundary_weight is not None
-            held = (self.release > step).to(torch.float64)
-            boundary = self.release == step + 1
-            weight = torch.where(boundary, 1.0 - self._boundary_weight, held)
-            self._hold_weight = weight.to(device=like.device, dtype=like.dtype)
+            held = self.held(step, like.device)  # the step's cached mask: not None before a boundary
+            boundary = (self.release == step + 1).to(like.device)
+            weight = torch.where(boundary, 1.0 - self._boundary_weight.to(like.device), held.to(torch.float64))
+            self._hold_weight = weight.to(like.dtype)
             self._hold_step = key
         return self._hold_weight
 

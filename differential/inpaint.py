@@ -115,8 +115,9 @@ class StepConditioning:
         self.masks: list[torch.Tensor] = []
         self.by_step: list[int] = []
         self.encodes = 0
+        release = release.cpu()
         for step in range(t_enc + 1):
-            mask = step_mask(static, free_cells(release.cpu(), step))
+            mask = step_mask(static, free_cells(release, step))
             index = next((i for i, known in enumerate(self.masks) if torch.equal(known, mask)), None)
             if index is None:
                 index = len(self.masks)

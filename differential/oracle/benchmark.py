@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,19 +77,20 @@ class Protocol:
         release = None if latent_map is None else self._release(job, latent_map)
         return self.runner.run(job, self.init, self.noise, release, variant=variant, seed=self.setup.seed + 3)
 
-    def ideal(self, job: Job) -> torch.Tensor:
-        """Plain img2img at each latent column's own strength, column by column."""
+    def per_column(self, job: Job, run_at: Callable[[float], torch.Tensor]) -> torch.Tensor:
+        """Latents whose every column comes from its own run: ``run_at(s)`` at the column's strength
+        ``s = D * map`` (one run per distinct strength; strength 0 is the init latent)."""
         out = torch.empty_like(self.init)
-        strengths = (job.strength * self.latent_map[0]).tolist()
         cache: dict[float, torch.Tensor] = {}
-        for column, strength in enumerate(strengths):
+        for column, strength in enumerate((job.strength * self.latent_map[0]).tolist()):
             if strength not in cache:
-                if strength <= 0:
-                    cache[strength] = self.init
-                else:
-                    cache[strength] = self.run(Job(job.sampler, job.steps, strength, job.fix_steps))
+                cache[strength] = self.init if strength <= 0 else run_at(strength)
             out[..., column] = cache[strength][..., column]
         return out
+
+    def ideal(self, job: Job) -> torch.Tensor:
+        """Plain img2img at each latent column's own strength, column by column."""
+        return self.per_column(job, lambda strength: self.run(Job(job.sampler, job.steps, strength, job.fix_steps)))
 
     def measure(self, sampler: str, steps: int) -> dict:
         """R, intervals, paired differences and ideal-curve correlations for one sampler."""

@@ -99,19 +99,12 @@ class SubstepProtocol(Protocol):
         total, t_enc = img2img_steps(job.steps, job.strength)
         first = total - 1 - t_enc if reachable else 0
         full = full_sigmas(case.schedule, total, self.runner.alphas_cumprod)
-        out = torch.empty_like(self.init)
-        cache: dict[float, torch.Tensor] = {}
-        for column, strength in enumerate((job.strength * self.latent_map[0]).tolist()):
-            if strength not in cache:
-                if strength <= 0:
-                    cache[strength] = self.init
-                else:
-                    levels = continuous_levels(full, strength, first)
-                    cache[strength] = self.runner.run_levels(
-                        job.sampler, levels, self.init, self.noise, seed=self.setup.seed + 3
-                    )
-            out[..., column] = cache[strength][..., column]
-        return out
+
+        def run_at(strength: float) -> torch.Tensor:
+            levels = continuous_levels(full, strength, first)
+            return self.runner.run_levels(job.sampler, levels, self.init, self.noise, seed=self.setup.seed + 3)
+
+        return self.per_column(job, run_at)
 
     def measure_case(self, case: Case) -> dict:
         allchange = self._norms(self.run(case.job))

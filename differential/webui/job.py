@@ -126,12 +126,13 @@ class JobState:
         """Build this sampling run's blend (None when the schedule has no step to blend)."""
         assert self.cell_maps is not None, "prepare_maps first"
         cells = self.cell_maps.to(torch.float64) * float(denoising_strength)
-        release, boundary_weight = release_steps(cells, schedule.total_steps, schedule.t_enc), None
         if self.settings.substep and schedule.substep:
             sigmas = as_sigmas(schedule.levels, schedule.noising)
             release, boundary_weight = substep_release(
                 cells, schedule.total_steps, schedule.t_enc, sigmas, schedule.multistep
             )
+        else:
+            release, boundary_weight = release_steps(cells, schedule.total_steps, schedule.t_enc), None
         release = release.to(init_latent.device)
         if release.shape[0] not in (1, init_latent.shape[0]):
             raise FieldError(

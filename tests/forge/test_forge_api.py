@@ -14,8 +14,22 @@ import json
 
 import numpy as np
 import pytest
-from helpers import MEASUREMENTS, SCRIPT_KEY, b64_png, dd, decode_b64_image, img2img_payload, make_init_image, to_array
+from helpers import (
+    MEASUREMENTS,
+    SCRIPT_KEY,
+    b64_png,
+    check_setting_is_saved,
+    dd,
+    decode_b64_image,
+    img2img_payload,
+    last_probe,
+    make_init_image,
+    to_array,
+    xyz_axis_choices,
+)
 from PIL import Image
+
+from differential.oracle.substep_benchmark import banding
 
 SIZE = 128
 STEPS = 8
@@ -65,11 +79,6 @@ def batch_payload(sampler: str, scheduler: str, strength: float, **overrides) ->
     )
     payload.update(overrides)
     return payload
-
-
-def last_probe(forge) -> dict:
-    lines = (forge.data_dir / "dd_probe.jsonl").read_text().splitlines()
-    return json.loads(lines[-1])
 
 
 @pytest.fixture(scope="module")
@@ -172,14 +181,8 @@ def test_422_and_infotext_round_trip(primed):
 def test_settings_section_and_xyz_axes_are_registered(forge):
     # Forge's GET /sdapi/v1/options answers with a model built before extensions add their settings
     # (so it never lists them); setting one through the API and finding it saved proves it exists
-    key = "differential_diffusion_default_feather"
-    assert forge.post("/sdapi/v1/options", {key: 1.5})[0] == 200
-    assert json.loads((forge.data_dir / "config.json").read_text())[key] == 1.5
-    assert forge.post("/sdapi/v1/options", {key: 0.0})[0] == 200
-    status, infos = forge.get("/sdapi/v1/script-info")
-    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
-    choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
-    assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert"} <= choices
+    check_setting_is_saved(forge, "differential_diffusion_default_feather", 1.5, 0.0)
+    assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert"} <= set(xyz_axis_choices(forge))
 
 
 def test_soft_inpainting_beside_the_map_gets_422_naming_both(forge):
@@ -199,14 +202,13 @@ def test_substep_smooths_a_four_step_gradient(primed):
     forge = primed
     gradient = dict(source="linear", gradient_angle=0.0, gradient_start=0.0, gradient_end=1.0)
     base = img2img_payload(INITS[0], width=SIZE, height=SIZE, steps=4, denoising_strength=1.0)
-    banding = {}
+    bands = {}
     for substep in (True, False):
         _, info = forge.img2img(dict(base, alwayson_scripts=dd(**gradient, substep=substep)))
         assert f"DD sub-step: {substep}" in info["infotexts"][0]
-        trend = np.asarray(last_probe(forge)["column_change"][0])
-        banding[substep] = float(np.abs(np.diff(trend)).max() / (trend.max() - trend.min()))
+        bands[substep] = banding(np.asarray(last_probe(forge)["column_change"][0]))
     MEASUREMENTS.append(
-        f"Forge, 4-step linear gradient, Euler, D 1.0: banding with sub-step {banding[True]:.3f}, "
-        f"without {banding[False]:.3f}"
+        f"Forge, 4-step linear gradient, Euler, D 1.0: banding with sub-step {bands[True]:.3f}, "
+        f"without {bands[False]:.3f}"
     )
-    assert banding[True] < banding[False] - 0.1
+    assert bands[True] < bands[False] - 0.1

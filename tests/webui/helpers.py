@@ -216,6 +216,31 @@ class WebUI:
         return [decode_b64_image(s) for s in body["images"]], info
 
 
+def last_probe(server: WebUI) -> dict:
+    """The probe extension's record of the server's last finished job (``<data dir>/dd_probe.jsonl``)."""
+    lines = (server.data_dir / "dd_probe.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+def xyz_axis_choices(server: WebUI) -> list[str]:
+    """The img2img X/Y/Z plot's X type choices, in order (a request names an axis by its index)."""
+    status, infos = server.get("/sdapi/v1/script-info")
+    assert status == 200
+    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
+    return xyz["args"][0]["choices"]
+
+
+def check_setting_is_saved(server: WebUI, key: str, value, default) -> None:
+    """Set option ``key`` through the API, find it in the data dir's config.json, then restore it.
+
+    (``GET /sdapi/v1/options`` cannot prove an extension's setting: on Forge, and on A1111 with
+    ControlNet installed, its answer model is built before extensions add their settings.)
+    """
+    assert server.post("/sdapi/v1/options", {key: value})[0] == 200
+    assert json.loads((server.data_dir / "config.json").read_text())[key] == value
+    assert server.post("/sdapi/v1/options", {key: default})[0] == 200
+
+
 def prime(webui: WebUI, payload: dict) -> None:
     """Send ``payload`` once and discard the result.
 

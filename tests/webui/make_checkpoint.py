@@ -201,15 +201,22 @@ def unet_and_vae(config, gen) -> dict:
     return sd
 
 
+def add_ldm_to_path(webui: str) -> bool:
+    """Put the WebUI's ``ldm`` code (its stablediffusion repository) on ``sys.path``; False if missing."""
+    ldm_root = os.path.join(webui, "repositories", "stable-diffusion-stability-ai")
+    if not os.path.isdir(os.path.join(ldm_root, "ldm")):
+        print(f"no ldm code in {ldm_root}", file=sys.stderr)
+        return False
+    sys.path.insert(0, ldm_root)
+    return True
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.monotonic()
     webui = os.path.abspath(args.webui)
-    ldm_root = os.path.join(webui, "repositories", "stable-diffusion-stability-ai")
-    if not os.path.isdir(os.path.join(ldm_root, "ldm")):
-        print(f"no ldm code in {ldm_root}", file=sys.stderr)
+    if not add_ldm_to_path(webui):
         return 2
-    sys.path.insert(0, ldm_root)
 
     import safetensors.torch
     import torch

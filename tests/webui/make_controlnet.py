@@ -85,16 +85,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.monotonic()
     webui = os.path.abspath(args.webui)
-    ldm_root = os.path.join(webui, "repositories", "stable-diffusion-stability-ai")
-    if not os.path.isdir(os.path.join(ldm_root, "ldm")):
-        print(f"no ldm code in {ldm_root}", file=sys.stderr)
-        return 2
-    sys.path.insert(0, ldm_root)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_checkpoint import add_ldm_to_path, build_config
+
+    if not add_ldm_to_path(webui):
+        return 2
 
     import safetensors.torch
     import torch
-    from make_checkpoint import build_config
     from omegaconf import OmegaConf
 
     torch.manual_seed(args.seed)  # module construction uses the global RNG

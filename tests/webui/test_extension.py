@@ -15,12 +15,14 @@ from helpers import (
     MEASUREMENTS,
     SCRIPT_KEY,
     b64_png,
+    check_setting_is_saved,
     dd,
     decode_b64_image,
     img2img_payload,
     make_init_image,
     square_mask,
     to_array,
+    xyz_axis_choices,
 )
 from PIL import Image
 
@@ -259,13 +261,8 @@ def test_settings_section_and_xyz_axes_are_registered(primed_webui):
     # GET /sdapi/v1/options answers with a model A1111 builds when its API models are first imported: with
     # ControlNet installed (it imports them at script load) that is before any extension adds its settings,
     # and no extension's setting is listed. Setting one through the API and finding it saved proves it exists.
-    key = "differential_diffusion_default_feather"
-    assert primed_webui.post("/sdapi/v1/options", {key: 1.5})[0] == 200
-    assert json.loads((primed_webui.data_dir / "config.json").read_text())[key] == 1.5
-    assert primed_webui.post("/sdapi/v1/options", {key: 0.0})[0] == 200
-    status, infos = primed_webui.get("/sdapi/v1/script-info")
-    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
-    choices = {choice for arg in xyz["args"] for choice in (arg.get("choices") or [])}
+    check_setting_is_saved(primed_webui, "differential_diffusion_default_feather", 1.5, 0.0)
+    choices = set(xyz_axis_choices(primed_webui))
     assert {"[DD] Feather", "[DD] Gamma", "[DD] Invert", "[DD] Sub-step strength"} <= choices
 
 

@@ -13,19 +13,11 @@ import json
 import re
 
 import numpy as np
-from helpers import MEASUREMENTS, SCRIPT_KEY, dd, decode_b64_image, img2img_payload, to_array
+from helpers import MEASUREMENTS, SCRIPT_KEY, dd, decode_b64_image, img2img_payload, last_probe, to_array
+
+from differential.oracle.substep_benchmark import banding
 
 GRADIENT = dict(source="linear", gradient_angle=0.0, gradient_start=0.0, gradient_end=1.0)
-
-
-def latent_column_change(webui) -> np.ndarray:
-    """The last job's final-latent change from the init latent per latent column (probe record)."""
-    lines = (webui.data_dir / "dd_probe.jsonl").read_text().splitlines()
-    return np.asarray(json.loads(lines[-1])["column_change"][0])
-
-
-def banding(trend: np.ndarray) -> float:
-    return float(np.abs(np.diff(trend)).max() / (trend.max() - trend.min()))
 
 
 def test_substep_smooths_a_four_step_gradient_and_round_trips(primed_webui, init_b64):
@@ -40,7 +32,7 @@ def test_substep_smooths_a_four_step_gradient_and_round_trips(primed_webui, init
         infotext = json.loads(response["info"])["infotexts"][0]
         assert f"DD sub-step: {substep}" in infotext
         results[substep] = (image, infotext, response["images"][0])
-        trends[substep] = latent_column_change(primed_webui)
+        trends[substep] = np.asarray(last_probe(primed_webui)["column_change"][0])
     on, off = (banding(trends[flag]) for flag in (True, False))
     MEASUREMENTS.append(f"4-step linear gradient, Euler, D 1.0: banding with sub-step {on:.3f}, without {off:.3f}")
     assert on < off - 0.1

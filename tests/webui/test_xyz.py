@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 from browser import launch_browser, open_page, open_panel
-from helpers import MEASUREMENTS, b64_png, dd, img2img_payload, make_init_image, prime, to_array
+from helpers import MEASUREMENTS, b64_png, dd, img2img_payload, make_init_image, prime, to_array, xyz_axis_choices
 from PIL import Image
 
 from differential.webui.settings import AXES, axis_label
@@ -40,17 +40,6 @@ def base_payload(**overrides) -> dict:
     return img2img_payload(init, width=SIZE, height=SIZE, steps=6, **overrides)
 
 
-def xyz_info(webui) -> dict:
-    status, infos = webui.get("/sdapi/v1/script-info")
-    assert status == 200
-    return next(info for info in infos if info["name"] == XYZ and info["is_img2img"])
-
-
-def axis_choices(webui) -> list[str]:
-    """The X type dropdown's choices, in order: the request gives the index of the axis."""
-    return xyz_info(webui)["args"][0]["choices"]
-
-
 def axis_args(choices: list[str], label: str, values: list) -> list:
     """``[type index, values text, values dropdown]`` for one axis (dropdown for axes with choices)."""
     if label in DROPDOWN_AXES:
@@ -68,7 +57,7 @@ def infotext_value(infotext: str, key: str) -> str | None:
 
 
 def test_script_info_lists_every_axis_once(webui):
-    choices = axis_choices(webui)
+    choices = xyz_axis_choices(webui)
     ours = [choice for choice in choices if choice.startswith("[DD] ")]
     assert ours == [axis_label(spec.name) for spec in AXES], choices  # in both modes, none twice
     assert {"[DD] Feather", "[DD] Strength at white", "[DD] Map source", "[DD] Invert"} <= set(ours)
@@ -116,7 +105,7 @@ DIRECT = {
 def test_grid_cells_carry_their_values_and_equal_direct_requests(webui, grid):
     x_label, xs, y_label, ys, fields, keys = GRIDS[grid]
     fields = {name: half_map() if value == "half" else value for name, value in fields.items()}
-    choices = axis_choices(webui)
+    choices = xyz_axis_choices(webui)
     script_args = [*axis_args(choices, x_label, xs), *axis_args(choices, y_label, ys), 0, "", [], *TAIL]
     payload = base_payload(alwayson_scripts=dd(**fields))
     prime(webui, payload)  # the previous job leaves the RNG state each job starts from (see helpers.prime)
