@@ -163,6 +163,17 @@ def pick(page, elem_id: str, label: str) -> None:
     )
 
 
+def fill_kept(page, selector: str, text: str, attempts: int = 5) -> None:
+    """Fill a gradio textbox and check, a second later, that the text is still there (else again)."""
+    field = page.locator(selector).locator("textarea, input").first
+    for _ in range(attempts):
+        field.fill(text)
+        page.wait_for_timeout(1000)
+        if field.input_value() == text:
+            return
+    raise AssertionError(f"{selector}: {text!r} did not stay")
+
+
 def test_grid_from_the_ui(webui, tmp_path):
     if not webui.ui:
         pytest.skip("started with --nowebui")
@@ -174,9 +185,11 @@ def test_grid_from_the_ui(webui, tmp_path):
         pick(page, "script_list", "X/Y/Z plot")
         prefix = "script_img2img_xyz_plot"
         pick(page, f"{prefix}_x_type", "[DD] Strength at white")
-        page.locator(f"#{prefix}_x_values").locator("textarea, input").first.fill("1, 0.4")
         pick(page, f"{prefix}_y_type", "[DD] Feather")
-        page.locator(f"#{prefix}_y_values").locator("textarea, input").first.fill("0, 6")
+        # a type change answers with the values it was sent: fill the values after both, and again if
+        # a late answer (a loaded CPU) put the old ones back
+        fill_kept(page, f"#{prefix}_x_values", "1, 0.4")
+        fill_kept(page, f"#{prefix}_y_values", "0, 6")
         page.locator(f"#{prefix}_include_lone_images input").check()
         for name, value in (("img2img_width", SIZE), ("img2img_height", SIZE), ("img2img_steps", 4)):
             field = page.locator(f"#{name} input[type=number]")
