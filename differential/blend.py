@@ -46,6 +46,12 @@ class DifferentialBlend:
         boundary_weight: sub-step strength (see :mod:`differential.substep`): per-cell weight of
             the model's prediction at the cell's boundary step ``release - 1`` (same shape as
             ``release``, 0 = whole step). None (default): the whole-step rule, unchanged.
+        derivative_stages: the sampler's later evaluations within a step enter its update as the
+            derivative ``(x - D) / sigma`` at a point it moved to (Heun's trailing evaluation, DPM2's
+            midpoint). A boundary cell has left the held path there; its held prediction is then
+            the one that keeps the held *direction* ``(x - init) / sigma`` of the step's first
+            evaluation, ``x - sigma * direction``, not ``init`` (whose derivative would divide the
+            cell's partial change by the small trailing level: Heun's last boundary step overshot).
         ddim_landing: (DDIM with eta 0 only) A1111's DDIM img2img noises the init
             latent one schedule step *above* its first model call. To reproduce that for a
             cell released at step ``r``, its last held step (``r - 1``, evaluated at level
@@ -70,6 +76,7 @@ class DifferentialBlend:
         alphas_cumprod: torch.Tensor | None = None,
         ddim_landing: bool = False,
         boundary_weight: torch.Tensor | None = None,
+        derivative_stages: bool = False,
     ):
         if init_latent.shape != noise.shape:
             raise ValueError(f"noise: expected shape {tuple(init_latent.shape)}, got {tuple(noise.shape)}")
@@ -102,6 +109,8 @@ class DifferentialBlend:
         self._held_mask: torch.Tensor | None = None
         self._boundary_weight, self._boundary_steps = self._boundaries(boundary_weight)
         self._hold_step: tuple[int, torch.device, torch.dtype] | None = None
+        self.derivative_stages = derivative_stages
+        self._direction: tuple[int, torch.Tensor] | None = None  # (boundary step, held direction)
         self._hold_weight: torch.Tensor | None = None
         self._init_cache: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -194,6 +203,8 @@ class DifferentialBlend:
             target = init
             if landing:
                 target = torch.where(self.release == step + 1, self._ddim_landing_x0(x, level, step, output), init)
+            elif self.derivative_stages and step in self._boundary_steps and x is not None:
+                target = self._held_direction_target(init, x, level, step)
             return self._hold(output, target, mask, step)
         if x is None:
             raise ValueError("x: the model input is required for eps prediction")
@@ -202,6 +213,17 @@ class DifferentialBlend:
         if landing:
             target = torch.where(self.release == step + 1, self._ddim_landing_eps(x, level, step, output), target)
         return self._hold(output, target, mask, step)
+
+    def _held_direction_target(self, init: torch.Tensor, x: torch.Tensor, level: float, step: int) -> torch.Tensor:
+        """Held x0 target at a boundary step of a ``derivative_stages`` sampler: ``init`` at the
+        step's first evaluation (which records the held direction), ``x - level * direction`` for
+        the boundary cells at its later ones (fully held cells are on the held path: ``init``)."""
+        if self.tracker.stage == 0 or self._direction is None or self._direction[0] != step:
+            self._direction = (step, (x - init) / level)
+            return init
+        direction = self._direction[1].to(device=x.device, dtype=x.dtype)
+        boundary = (self.release == step + 1).to(x.device)
+        return torch.where(boundary, x - direction * level, init)
 
     def _hold(self, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, step: int) -> torch.Tensor:
         """Held cells take ``target``; at a boundary step, cells partly (one lerp)."""

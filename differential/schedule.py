@@ -105,10 +105,20 @@ class StepTracker:
         self.second_order = second_order
         self.rtol = rtol
         self._first_eval_of: int | None = None
+        self._last_step: int | None = None
+        #: Index of the latest evaluation within its step (0: the step's first evaluation).
+        self.stage = 0
 
     def reset(self) -> None:
         """Forget the evaluation history (call at the start of a sampling run)."""
         self._first_eval_of = None
+        self._last_step = None
+        self.stage = 0
+
+    def _count(self, step: int) -> int:
+        self.stage = self.stage + 1 if step == self._last_step else 0
+        self._last_step = step
+        return step
 
     def _is_level(self, value: float, index: int) -> bool:
         level = self.levels[index]
@@ -123,7 +133,7 @@ class StepTracker:
             and previous < self.last_step
             and self._is_level(level, previous + 1)
         ):
-            return previous
+            return self._count(previous)
         step = 0
         for index in range(self.last_step, -1, -1):
             if self.levels[index] >= level or self._is_level(level, index):
@@ -131,4 +141,5 @@ class StepTracker:
                 break
         if self._is_level(level, step):
             self._first_eval_of = step
-        return step
+            self._last_step = None  # an evaluation at the step's own level starts it
+        return self._count(step)

@@ -49,6 +49,10 @@ SUBSTEP_FUNCTIONS = (
 )
 #: k-diffusion sampler functions whose boundary weight gets the multistep correction.
 MULTISTEP_FUNCTIONS = ("sample_dpmpp_2m",)
+#: k-diffusion sampler functions whose later evaluations in a step enter the update as a derivative
+#: at a moved point (Heun's trailing one, DPM2's midpoint): see ``DifferentialBlend(derivative_stages=)``.
+#: (DPM++ SDE and DPM++ 2S a step from the step's start with the x0 prediction: they need nothing.)
+DERIVATIVE_STAGE_FUNCTIONS = ("sample_heun", "sample_dpm_2", "sample_dpm_2_ancestral")
 
 
 def release_fractions(strength: torch.Tensor, total_steps: int, t_enc: int) -> torch.Tensor:

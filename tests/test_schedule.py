@@ -84,11 +84,15 @@ def test_tracker_with_real_k_diffusion_samplers(name, second_order, evals_per_st
     tracker = StepTracker(sigmas, second_order=second_order)
     seen = []
 
+    stages = []
+
     def model(x, sigma, **_):
         seen.append(tracker.step_of(float(sigma[0])))
+        stages.append(tracker.stage)
         return x * 0.5
 
     torch.manual_seed(0)
     getattr(ks, name)(model, torch.randn(1, 2, 3, 3) * 14.6, sigmas, disable=True)
     expected = [step for step in range(7) for _ in range(evals_per_step)] + [7]
     assert seen == expected
+    assert stages == [stage for _ in range(7) for stage in range(evals_per_step)] + [0]

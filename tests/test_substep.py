@@ -7,7 +7,7 @@ import torch
 from differential.blend import DifferentialBlend
 from differential.oracle.benchmark import Setup
 from differential.oracle.mixture import GaussianMixtureDenoiser
-from differential.oracle.runner import Job
+from differential.oracle.runner import BlendedModel, Job
 from differential.oracle.substep_benchmark import Case, SubstepProtocol, banding, continuous_levels
 from differential.schedule import img2img_steps, release_steps
 from differential.substep import as_sigmas, boundary_weights, deviation_scale, release_fractions, substep_release
@@ -170,8 +170,9 @@ def test_uniform_fractional_map_lies_between_the_whole_steps_around_it(protocol)
 
 @pytest.mark.parametrize("sampler", ["Euler", "Heun"])
 @pytest.mark.parametrize("steps", [4, 8])
-def test_a_gradient_has_no_staircase_with_substep(protocol, sampler, steps):
-    result = protocol.measure_case(Case("Karras", steps, 1.0, sampler))
+@pytest.mark.parametrize("schedule", ["Karras", "Automatic"])
+def test_a_gradient_has_no_staircase_with_substep(protocol, sampler, steps, schedule):
+    result = protocol.measure_case(Case(schedule, steps, 1.0, sampler))
     assert result["substep"]["corr_ideal"] >= 0.98
     assert result["substep"]["banding"] <= result["ideal"]["banding"] + 0.05
     assert result["whole"]["banding"] > result["substep"]["banding"] + 0.1
@@ -183,3 +184,48 @@ def test_job_steps_with_a_fraction_are_those_before_a_release():
     release = release_steps(strength, total, t_enc)
     assert release.tolist() == [[5, 3, 8, 0]]
     assert release_fractions(strength, total, t_enc)[0].tolist() == pytest.approx([0.4, 0.0, 0.0, 0.0])
+
+
+class ConstantVelocity:
+    """A model whose ODE direction ``(x - D) / sigma`` is ``velocity`` everywhere: every sampler's
+    free step is exact, ``x + velocity * (sigma_next - sigma)``."""
+
+    def __init__(self, velocity: torch.Tensor):
+        self.velocity = velocity
+
+    def __call__(self, x, sigma, **_):
+        return x - self.velocity * torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("function", ["sample_heun", "sample_dpm_2", "sample_euler"])
+@pytest.mark.parametrize("derivative_stages", [True, False])
+def test_a_boundary_cell_ends_between_held_and_free_by_its_weight(function, derivative_stages):
+    """Linear dynamics, from first principles: a cell held through step 0 ends at ``held``, one free
+    from the start at ``free``; at its boundary step 0 with weight ``w`` it must end at
+    ``held + w (free - held)``. Heun's trailing and DPM2's midpoint evaluations see the cell off the
+    held path: without ``derivative_stages`` its held prediction ``init`` points back at the
+    original from there and the step overshoots (Heun at a small trailing level most)."""
+    generator = torch.Generator().manual_seed(3)
+    init = torch.randn(2, 4, 8, 8, generator=generator, dtype=torch.float64)
+    noise = torch.randn(init.shape, generator=generator, dtype=torch.float64)
+    velocity = torch.randn(init.shape, generator=generator, dtype=torch.float64)
+    levels = torch.tensor([0.6, 0.03, 0.01, 0.0], dtype=torch.float64)  # Heun's boundary step ends at 0.03
+    weight = torch.linspace(0.05, 0.95, 64, dtype=torch.float64).reshape(1, 1, 8, 8)
+    release = torch.ones(1, 1, 8, 8, dtype=torch.int64)  # held in step 0, free from step 1
+    blend = DifferentialBlend(
+        init,
+        noise,
+        release,
+        levels,
+        second_order=function != "sample_euler",
+        boundary_weight=weight,
+        derivative_stages=derivative_stages,
+    )
+    out = getattr(ks, function)(BlendedModel(ConstantVelocity(velocity), blend, "after"), init + 0.6 * noise, levels)
+    held = init + 0.03 * noise - 0.03 * velocity  # held down to 0.03, then free
+    free = init + 0.6 * noise - 0.6 * velocity
+    expected = held + weight * (free - held)
+    if derivative_stages or function == "sample_euler":
+        assert torch.allclose(out, expected, atol=1e-10)
+    else:
+        assert (out - expected).abs().max() > 0.1

@@ -1,7 +1,8 @@
 """A1111's img2img, reproduced on the oracle with the real ``k-diffusion`` samplers.
 
-k-diffusion samplers: full Karras schedule of ``total_steps`` on SD's sigma range, the job
-runs ``levels = sigmas[total - t_enc - 1:]`` from ``init + noise * levels[0]``, exactly as
+k-diffusion samplers: the full schedule of ``total_steps`` that A1111 builds for the sampler
+(:mod:`.schedules`; Karras unless the job names another), the job runs
+``levels = sigmas[total - t_enc - 1:]`` from ``init + noise * levels[0]``, exactly as
 ``KDiffusionSampler.sample_img2img``. DDIM: A1111's timesteps img2img (init noised at
 ``timesteps[t_enc]``, model calls at ``timesteps[t_enc - 1] .. timesteps[1]``, eta 0).
 ``"DDIM sigma frame"``: the same DDIM run with the model seen as Forge's CFG denoiser sees
@@ -26,7 +27,9 @@ import torch
 
 from ..blend import DifferentialBlend
 from ..schedule import img2img_steps, timestep_sigmas
+from ..substep import DERIVATIVE_STAGE_FUNCTIONS
 from .mixture import EpsFromDenoiser, GaussianMixtureDenoiser, sd_alphas_cumprod
+from .schedules import sampler_sigmas
 
 VARIANTS = ("after", "before", "both", "official")
 
@@ -58,8 +61,6 @@ K_SAMPLERS = {
     "DPM++ 3M SDE": ("sample_dpmpp_3m_sde", False),
     "LCM": (sample_lcm, False),
 }
-#: Schedulers the oracle reproduces (A1111's ``sd_schedulers``), on SD's discrete sigmas.
-SCHEDULES = ("Karras", "SGM Uniform")
 TIMESTEP_SAMPLERS = ("DDIM", "DDIM sigma frame")
 #: Timestep samplers whose blend runs on sigmas and x0 predictions (Forge's parameterisation).
 SIGMA_FRAME_SAMPLERS = ("DDIM sigma frame",)
@@ -118,38 +119,6 @@ class SigmaFrameEps:
         return (scaled - x0) / sigma.reshape(-1, 1, 1, 1).to(x.dtype)
 
 
-def karras_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
-    """A1111's Karras schedule of ``total_steps`` on SD's sigma range (float32, ends at 0)."""
-    import k_diffusion.sampling as ks
-
-    alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
-    sigmas = timestep_sigmas(alphas)
-    return ks.get_sigmas_karras(total_steps, float(sigmas[0]), float(sigmas[-1])).to(torch.float32)
-
-
-def sgm_uniform_sigmas(total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
-    """A1111's ``sd_schedulers.sgm_uniform``: timesteps evenly from the largest to the smallest
-    sigma (``total_steps + 1`` points, the last dropped), as sigmas, then 0 (float32)."""
-    from k_diffusion.external import DiscreteSchedule
-
-    alphas = sd_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
-    sigmas = timestep_sigmas(alphas).to(torch.float32)
-    model = DiscreteSchedule(sigmas, quantize=False)
-    start = model.sigma_to_t(sigmas.max())
-    end = model.sigma_to_t(sigmas.min())
-    levels = [float(model.t_to_sigma(t)) for t in torch.linspace(float(start), float(end), total_steps + 1)[:-1]]
-    return torch.tensor(levels + [0.0], dtype=torch.float32)
-
-
-def full_sigmas(schedule: str, total_steps: int, alphas_cumprod: torch.Tensor | None = None) -> torch.Tensor:
-    """The full schedule of ``total_steps`` (``total_steps + 1`` levels ending at 0)."""
-    if schedule == "Karras":
-        return karras_sigmas(total_steps, alphas_cumprod)
-    if schedule == "SGM Uniform":
-        return sgm_uniform_sigmas(total_steps, alphas_cumprod)
-    raise ValueError(f"schedule: got {schedule!r}, expected one of {SCHEDULES}")
-
-
 def ddim_timesteps(total_steps: int) -> torch.Tensor:
     """A1111's DDIM timesteps: ``clip(range(0, 1000, 1000 // steps) + 1, 0, 999)``."""
     return torch.clip(torch.arange(0, 1000, 1000 // total_steps) + 1, 0, 999)
@@ -168,7 +137,7 @@ class OracleImg2Img:
         total, t_enc = img2img_steps(job.steps, job.strength, job.fix_steps)
         if job.sampler in TIMESTEP_SAMPLERS:
             return total, t_enc, ddim_timesteps(total)[:t_enc].flip(0).to(torch.float64)
-        return total, t_enc, full_sigmas(job.schedule, total, self.alphas_cumprod)[total - t_enc - 1 :]
+        return total, t_enc, sampler_sigmas(job.sampler, job.schedule, total, self.alphas_cumprod)[total - t_enc - 1 :]
 
     def run(
         self,
@@ -208,7 +177,13 @@ class OracleImg2Img:
         model, blend = self.denoiser, None
         if release is not None:
             blend = DifferentialBlend(
-                init, noise, release, levels, second_order=second_order, boundary_weight=boundary_weight
+                init,
+                noise,
+                release,
+                levels,
+                second_order=second_order,
+                boundary_weight=boundary_weight,
+                derivative_stages=getattr(function, "__name__", "") in DERIVATIVE_STAGE_FUNCTIONS,
             )
             model = BlendedModel(self.denoiser, blend, variant)
         torch.manual_seed(seed)

@@ -31,7 +31,8 @@ from ..schedule import img2img_steps
 from ..substep import MULTISTEP_FUNCTIONS, substep_release
 from . import reliability as rel
 from .benchmark import Protocol, Setup
-from .runner import K_SAMPLERS, SCHEDULES, Job, full_sigmas
+from .runner import K_SAMPLERS, Job
+from .schedules import SCHEDULERS, sampler_sigmas
 
 SAMPLERS = ("Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ SDE", "LCM")
 #: Measured on Karras only, to decide which samplers get sub-step strength by default.
@@ -98,7 +99,7 @@ class SubstepProtocol(Protocol):
         job = case.job
         total, t_enc = img2img_steps(job.steps, job.strength)
         first = total - 1 - t_enc if reachable else 0
-        full = full_sigmas(case.schedule, total, self.runner.alphas_cumprod)
+        full = sampler_sigmas(job.sampler, case.schedule, total, self.runner.alphas_cumprod)
 
         def run_at(strength: float) -> torch.Tensor:
             levels = continuous_levels(full, strength, first)
@@ -153,7 +154,7 @@ def uniform_distances(protocol: SubstepProtocol, samplers) -> list[dict]:
                 "whole": protocol.runner.run(job, protocol.init, protocol.noise, release, seed=seed),
             }
             continuous = continuous_levels(
-                full_sigmas("Karras", total, protocol.runner.alphas_cumprod), strength * value
+                sampler_sigmas(sampler, "Karras", total, protocol.runner.alphas_cumprod), strength * value
             )
             ideal = protocol.runner.run_levels(sampler, continuous, protocol.init, protocol.noise, seed=seed)
             plain = protocol.runner.run(Job(sampler, steps, strength * value), protocol.init, protocol.noise, seed=seed)
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--extra-samplers", nargs="*", default=list(EXTRA_SAMPLERS), help="Karras rows only")
-    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES)
+    parser.add_argument("--schedules", nargs="+", default=["Karras", "SGM Uniform"], choices=SCHEDULERS)
     parser.add_argument("--steps", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--strengths", nargs="+", type=float, default=[1.0, 0.6])
     parser.add_argument("--long-steps", nargs="*", type=int, default=[25], help="rows for comparison (Karras, D=1)")

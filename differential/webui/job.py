@@ -75,6 +75,8 @@ class Schedule:
     substep: bool = False
     #: The sampler extrapolates from its previous prediction (see ``differential.substep``).
     multistep: bool = False
+    #: Later evaluations within a step enter the update as derivatives (Heun, DPM2; see ``DifferentialBlend``).
+    derivative_stages: bool = False
 
 
 @dataclass
@@ -151,6 +153,7 @@ class JobState:
                 alphas_cumprod=schedule.alphas_cumprod,
                 ddim_landing=schedule.ddim_landing,
                 boundary_weight=boundary_weight,
+                derivative_stages=schedule.derivative_stages,
             )
         return self.blend
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..schedule import timestep_sigmas
-from ..substep import MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS
+from ..substep import DERIVATIVE_STAGE_FUNCTIONS, MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS
 from . import host
 from .host_kind import FORGE
 from .job import Schedule, job_state
@@ -85,6 +85,7 @@ def schedule_of(p) -> Schedule:
         noising="flow" if _model_is_flow() else "ve",
         substep=function in SUBSTEP_FUNCTIONS,
         multistep=function in MULTISTEP_FUNCTIONS,
+        derivative_stages=function in DERIVATIVE_STAGE_FUNCTIONS,
     )
 
 
