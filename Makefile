@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test oracle bench fuzz webui-test forge-test
+.PHONY: demo test docs-check oracle bench fuzz webui-test forge-test
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+# Every relative link and #anchor in README.md and docs/*.md resolves (also part of `make test`).
+docs-check: $(VENV)/.installed
+	$(PY) -m pytest tests/test_docs_links.py
 
 oracle: $(VENV)/.installed
 	$(PY) -m differential.oracle.benchmark --json oracle-benchmark.json
