@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..schedule import img2img_steps
-from ..substep import MULTISTEP_FUNCTIONS, substep_release
+from ..substep import MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS, substep_release
 from . import reliability as rel
 from .benchmark import Protocol, Setup
 from .runner import K_SAMPLERS, Job
@@ -129,6 +129,45 @@ class SubstepProtocol(Protocol):
             }
             for name, trend in trends.items()
         }
+
+
+#: The samplers sub-step strength is on for, by display name (``SUBSTEP_FUNCTIONS``).
+SUBSTEP_SAMPLERS = tuple(name for name, (function, _) in K_SAMPLERS.items() if function in SUBSTEP_FUNCTIONS)
+
+
+def scan_case(protocol: SubstepProtocol, case: Case) -> dict:
+    """Whole steps against sub-step strength, without the ideal (cheap enough for every scheduler):
+    R, banding, and ``beyond``: the largest column change past the all-white job's, over the
+    trend's range (0 = no column changes more than a fully changed one)."""
+    allchange = protocol._norms(protocol.run(case.job))
+    result = {}
+    for name, substep in (("whole", False), ("substep", True)):
+        trend = rel.trend(protocol._norms(protocol.job_latents(case, substep)), allchange)
+        span = float(trend.max() - trend.min())
+        result[name] = {
+            "R": float(rel.pearson(trend, np.arange(trend.shape[-1], dtype=np.float64))),
+            "banding": banding(trend),
+            "beyond": max(float(trend.max()), 0.0) / span if span > 0 else 0.0,
+        }
+    return result
+
+
+def scheduler_scan(setup: Setup, case_list: list[Case]) -> list[dict]:
+    protocol = SubstepProtocol(setup)
+    return [{"case": case.__dict__, "methods": scan_case(protocol, case)} for case in case_list]
+
+
+def format_scan(rows: list[dict]) -> str:
+    head = "| sampler | schedule | steps | D | R whole | R sub-step | banding whole | banding sub-step | beyond sub-step |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        case, m = row["case"], row["methods"]
+        lines.append(
+            f"| {case['sampler']} | {case['schedule']} | {case['steps']} | {case['strength']:g} | {m['whole']['R']:.3f} "
+            f"| {m['substep']['R']:.3f} | {m['whole']['banding']:.3f} | {m['substep']['banding']:.3f} "
+            f"| {m['substep']['beyond']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 #: Uniform maps measured against continuous-level img2img: (steps, D, v), D * v * steps not whole.
@@ -236,7 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--extra-samplers", nargs="*", default=list(EXTRA_SAMPLERS), help="Karras rows only")
-    parser.add_argument("--schedules", nargs="+", default=["Karras", "SGM Uniform"], choices=SCHEDULERS)
+    parser.add_argument("--schedules", nargs="+", default=["Automatic", "Karras", "SGM Uniform"], choices=SCHEDULERS)
+    parser.add_argument(
+        "--scan-schedulers",
+        nargs="*",
+        default=list(SCHEDULERS),
+        choices=SCHEDULERS,
+        help="whole vs sub-step for every sub-step sampler with these schedulers (no ideal)",
+    )
     parser.add_argument("--steps", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--strengths", nargs="+", type=float, default=[1.0, 0.6])
     parser.add_argument("--long-steps", nargs="*", type=int, default=[25], help="rows for comparison (Karras, D=1)")
@@ -253,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report = run_substep_benchmark(setup, case_list)
     report["uniform"] = uniform_distances(SubstepProtocol(setup), [s for s in args.samplers if s in UNIFORM_SAMPLERS])
+    report["scan"] = scheduler_scan(setup, cases(args.scan_schedulers, args.steps, args.strengths, SUBSTEP_SAMPLERS))
     report["seconds"] = time.perf_counter() - started
     with open(args.json, "w") as handle:
         json.dump(report, handle, indent=1)
@@ -263,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(report))
     print("Uniform maps (D * v * steps not whole): RMS latent distance (latents of unit std)")
     print(format_uniform(report["uniform"]))
+    print("Every sub-step sampler x scheduler (A1111's defaults resolved): whole steps vs sub-step strength")
+    print(format_scan(report["scan"]))
     print(f"wrote {args.json} ({report['seconds']:.0f} s)")
     return 0
 
