@@ -158,15 +158,13 @@ def scheduler_scan(setup: Setup, case_list: list[Case]) -> list[dict]:
 
 
 def format_scan(rows: list[dict]) -> str:
-    head = "| sampler | schedule | steps | D | R whole | R sub-step | banding whole | banding sub-step | beyond sub-step |"
-    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    head = "| sampler | schedule | steps | D | R whole | R sub-step | banding whole | banding sub-step "
+    lines = [head + "| beyond whole | beyond sub-step |", "|" + "---|" * 10]
     for row in rows:
         case, m = row["case"], row["methods"]
-        lines.append(
-            f"| {case['sampler']} | {case['schedule']} | {case['steps']} | {case['strength']:g} | {m['whole']['R']:.3f} "
-            f"| {m['substep']['R']:.3f} | {m['whole']['banding']:.3f} | {m['substep']['banding']:.3f} "
-            f"| {m['substep']['beyond']:.3f} |"
-        )
+        cells = [case["sampler"], case["schedule"], str(case["steps"]), f"{case['strength']:g}"]
+        cells += [f"{m[method][key]:.3f}" for key in ("R", "banding", "beyond") for method in ("whole", "substep")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
