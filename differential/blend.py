@@ -129,6 +129,11 @@ class DifferentialBlend:
         steps = frozenset(int(step) - 1 for step in self.release[partial].unique().tolist())
         return torch.where(partial, weight, torch.zeros_like(weight)), steps
 
+    @property
+    def boundary_weight(self) -> torch.Tensor | None:
+        """The sub-step weights in use (float64, shape of ``release``; 0 off the boundary), or None."""
+        return self._boundary_weight
+
     # -- per-job constants --------------------------------------------------------------
     def _tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (like.dtype, like.device)

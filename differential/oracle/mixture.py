@@ -67,3 +67,23 @@ def sd_alphas_cumprod() -> torch.Tensor:
     """Stable Diffusion's discrete schedule: scaled-linear betas 0.00085..0.012, 1000 steps."""
     betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
     return torch.cumprod(1.0 - betas, dim=0)
+
+
+class CellwiseMixtureDenoiser:
+    """The exact denoiser of latents whose cells are independent draws from one Gaussian mixture
+    over channel vectors (``means`` ``[J, C]``, std ``std``): :class:`GaussianMixtureDenoiser`
+    applied to every cell ``x[b, :, h, w]`` at its row's ``sigma``. A cell's prediction depends on
+    that cell alone, so a cell's change depends on its own strength only (unlike a mixture over
+    whole latents, where held cells shift every cell's posterior)."""
+
+    def __init__(self, means: torch.Tensor, std: float):
+        if means.dim() != 2:
+            raise ValueError(f"means: expected [J, C], got {tuple(means.shape)}")
+        self.cells = GaussianMixtureDenoiser(means, std)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor | float, **_: object) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        sigma = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).expand(batch)
+        flat = x.permute(0, 2, 3, 1).reshape(-1, channels)
+        out = self.cells(flat, sigma.repeat_interleave(height * width))
+        return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(x.dtype)

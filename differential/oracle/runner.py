@@ -21,6 +21,7 @@ denoiser callbacks wrap it. Variants:
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -166,8 +167,12 @@ class OracleImg2Img:
         variant: str = "after",
         seed: int = 0,
         boundary_weight: torch.Tensor | None = None,
+        noise_sampler=None,
     ) -> torch.Tensor:
-        """A k-diffusion sampler from ``init + noise * levels[0]`` down the given levels."""
+        """A k-diffusion sampler from ``init + noise * levels[0]`` down the given levels.
+
+        ``noise_sampler`` (``(sigma, sigma_next) -> tensor``) replaces the sampler's own draws (the
+        ancestral and SDE samplers), e.g. to repeat a host's job with the noise it drew."""
         import k_diffusion.sampling as ks
 
         function, second_order = K_SAMPLERS[sampler]
@@ -187,7 +192,9 @@ class OracleImg2Img:
             )
             model = BlendedModel(self.denoiser, blend, variant)
         torch.manual_seed(seed)
-        out = function(model, x, levels.to(x.dtype), disable=True)
+        takes_noise = "noise_sampler" in inspect.signature(function).parameters
+        extra = {"noise_sampler": noise_sampler} if noise_sampler is not None and takes_noise else {}
+        out = function(model, x, levels.to(x.dtype), disable=True, **extra)
         return out if blend is None else blend.finalize(out)
 
     def _run_ddim(self, job, init, noise, release, variant, seed, boundary_weight=None):

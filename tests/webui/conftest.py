@@ -129,6 +129,9 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
     extension_dir = link_extension(data_dir / "extensions")
     # the test-only probe (never shipped): what reaches the model, and the final latents
     (data_dir / "extensions" / "dd-probe").symlink_to(HERE / "probe_extension", target_is_directory=True)
+    (data_dir / "extensions" / "dd-exact-denoiser").symlink_to(
+        HERE / "exact_denoiser_extension", target_is_directory=True
+    )
     if controlnet_setup.problem(controlnet_setup.controlnet_dir()) is None:
         controlnet_setup.install(data_dir, python, webui_dir, env)
     # test-only: records what inpainting checkpoints are shown (loads after the extension, by name)
