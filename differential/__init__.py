@@ -14,5 +14,5 @@ strength ``D * v``.
 
 __version__ = "0.1.0"
 
-#: The blend shipped by default, chosen by the oracle benchmark (README, "Choosing the blend").
+#: The blend shipped by default, chosen by the oracle benchmark (docs/how-it-works.md, "Choosing the blend").
 DEFAULT_BLEND = "after"

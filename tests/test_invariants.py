@@ -33,7 +33,7 @@ def test_uniform_map_equals_plain_img2img_at_the_product_strength(oracle, sample
     assert (mapped - plain).abs().max().item() < 1e-5
 
 
-# Measured bounds (RMS latent difference, latents of unit std; README "Uniform maps") for
+# Measured bounds (RMS latent difference, latents of unit std; docs/how-it-works.md "Uniform maps") for
 # samplers whose state at release differs from plain img2img's start: multistep history
 # (DPM++ 2M, LMS), or fresh ancestral noise (Euler a, DPM++ SDE).
 MEASURED_BOUNDS = {"DPM++ 2M": 0.2, "LMS": 0.15, "Euler a": 1.0, "DPM++ SDE": 1.0}

@@ -11,7 +11,7 @@ kept (:mod:`.decoded`) until the job is over, and the job takes them instead of 
 again. The check runs in one long-lived worker thread, not in the server's event loop: every
 decode reuses that thread's allocator arena (decoding in the event loop's thread had left about
 24 MiB resident there; ``malloc_trim`` was measured too, but it trims the whole process, see the
-README's "Cost").
+docs/verification.md, "Cost").
 No A1111 import here.
 """
 

@@ -140,7 +140,7 @@ def test_sampler_contract(primed, sampler, scheduler, deterministic):
     assert np.isfinite(list(worst.values())).all() and worst["abs"] < 10
     if sampler in KDIFFUSION_EXACT:
         assert worst["noise"] < 1e-3
-    elif sampler == "UniPC":  # measured: its held eps moves by about 0.013 over the job (stated in the README)
+    elif sampler == "UniPC":  # measured: its held eps moves by about 0.013 over the job (docs/verification.md)
         assert worst["first"] < 0.05
     elif deterministic:  # the DDIM family noises one step above its first call: eps is that call's
         assert worst["first"] < 1e-3

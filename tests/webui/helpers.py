@@ -21,7 +21,7 @@ from PIL import Image
 EXTENSION_DIRNAME = "sd-webui-differential-diffusion"
 CHECKPOINT_NAME = "dd-test-sd15-tiny"  # base name of the generated checkpoint
 DEFAULT_HTTP_TIMEOUT = 600.0
-#: Figures the tests measured (printed in the terminal summary, quoted in the README).
+#: Figures the tests measured (printed in the terminal summary, quoted in docs/verification.md).
 MEASUREMENTS: list[str] = []
 
 IMG2IMG_DEFAULTS = {

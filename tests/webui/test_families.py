@@ -246,7 +246,7 @@ def _uniform_versus_plain(family, sampler, scheduler, value: int, plain_strength
         ("DDIM", "Automatic", 1),
         ("DPM++ 2M", "Karras", "closer"),
         # measured only: held cells take fresh ancestral noise every step, so they are released with
-        # another (equally distributed) noise than plain img2img starts from (README, "Uniform maps")
+        # another (equally distributed) noise than plain img2img starts from (docs/how-it-works.md, "Uniform maps")
         ("Euler a", "Automatic", None),
     ],
 )
