@@ -59,6 +59,11 @@ def banding(trend: np.ndarray) -> float:
     return float(np.abs(np.diff(trend)).max() / span) if span > 0 else 0.0
 
 
+def column_reliability(trend: np.ndarray) -> float:
+    """The paper's reliability R of a paired trend: its correlation with the column index."""
+    return float(rel.pearson(trend, np.arange(trend.shape[-1], dtype=np.float64)))
+
+
 def continuous_levels(full: torch.Tensor, strength: float, first: int = 0) -> torch.Tensor:
     """Levels of plain img2img started at the continuous level of ``strength``.
 
@@ -121,7 +126,7 @@ class SubstepProtocol(Protocol):
         reachable = trends.get("reachable", trends["ideal"])
         return {
             name: {
-                "R": float(rel.pearson(trend, np.arange(trend.shape[-1], dtype=np.float64))),
+                "R": column_reliability(trend),
                 "corr_ideal": float(rel.pearson(trend, trends["ideal"])),
                 "corr_reachable": float(rel.pearson(trend, reachable)),
                 "banding": banding(trend),
@@ -145,7 +150,7 @@ def scan_case(protocol: SubstepProtocol, case: Case) -> dict:
         trend = rel.trend(protocol._norms(protocol.job_latents(case, substep)), allchange)
         span = float(trend.max() - trend.min())
         result[name] = {
-            "R": float(rel.pearson(trend, np.arange(trend.shape[-1], dtype=np.float64))),
+            "R": column_reliability(trend),
             "banding": banding(trend),
             "beyond": max(float(trend.max()), 0.0) / span if span > 0 else 0.0,
         }
