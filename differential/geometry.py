@@ -129,6 +129,13 @@ def to_latent_grid(values: np.ndarray, latent_h: int, latent_w: int, factor: int
     return area_downsample(values[: latent_h * factor, : latent_w * factor], latent_h, latent_w)
 
 
+def stretch_to(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A map read in the frame of an image of ``size`` ``(width, height)``: stretched to it (LANCZOS)."""
+    if (values.shape[1], values.shape[0]) == tuple(size):
+        return values
+    return np.asarray(_resize(_as_image(values), *size), dtype=np.float32)
+
+
 def latent_grid(
     values: np.ndarray,
     width: int,
@@ -146,8 +153,8 @@ def latent_grid(
     (``height x width``), ``latent_map`` with the init latent
     (``height // factor x width // factor``).
     """
-    if init_size is not None and (values.shape[1], values.shape[0]) != tuple(init_size):
-        values = np.asarray(_resize(_as_image(values), *init_size), dtype=np.float32)
+    if init_size is not None:
+        values = stretch_to(values, init_size)
     latent_h, latent_w = height // factor, width // factor
     if crop_region is not None:
         pixel = crop_like_init(values, crop_region, width, height)

@@ -35,6 +35,13 @@ def geometry_of(p) -> Geometry:
     )
 
 
+def whole_originals(p) -> list[Image.Image]:
+    """The init images flattened, at their own size, in RGB: the frame an "Only masked" crop is pasted back into."""
+    from modules import images, shared
+
+    return [images.flatten(image, shared.opts.img2img_background_color).convert("RGB") for image in p.init_images]
+
+
 def processed_originals(p, geometry: Geometry) -> list[Image.Image]:
     """The init images as A1111 encodes them (flattened, resized or cropped), in RGB."""
     from modules import images, shared

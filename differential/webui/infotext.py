@@ -48,7 +48,11 @@ PRE_FIELD_VALUES = {"source": "upload", "substep": False}
 #: img2img Batch tab: the map file used for this image, or the image that had none.
 MAP_FILE_KEY = "DD map file"
 NO_MAP_KEY = "DD no map for"
-ALL_KEYS = (ENABLED_KEY, ERROR_KEY, *KEYS.values(), MAP_FILE_KEY, NO_MAP_KEY)
+#: The img2img script that ran the job on tiles or loops of the picture; the map followed it.
+PASS_KEY = "DD map across"
+#: What :data:`PASS_KEY` says for each script pass (see ``webui.script_pass``).
+PASS_NOTES = {"SD upscale": "SD upscale tiles", "Loopback": "Loopback loops"}
+ALL_KEYS = (ENABLED_KEY, ERROR_KEY, *KEYS.values(), MAP_FILE_KEY, NO_MAP_KEY, PASS_KEY)
 
 
 def _format(value: Any) -> Any:
@@ -60,8 +64,9 @@ def infotext_params(
 ) -> dict[str, Any]:
     """The ``p.extra_generation_params`` entries for an enabled job.
 
-    ``notes`` (from the Batch tab's map folder): ``file`` = the map file used, ``missing`` = the
-    input image that had none. ``inpainting``: the model is an inpainting checkpoint (the
+    ``notes``: ``file`` = the map file used (the Batch tab's map folder), ``missing`` = the
+    input image that had none, ``pass`` = the script that ran the job on tiles or loops of the
+    picture (a :data:`PASS_NOTES` key). ``inpainting``: the model is an inpainting checkpoint (the
     per-step conditioning setting is written only then).
     """
     params: dict[str, Any] = {ENABLED_KEY: "map " + "+".join(settings.map_hashes)}
@@ -81,6 +86,8 @@ def infotext_params(
         params[MAP_FILE_KEY] = notes["file"]
     if "missing" in notes:
         params[NO_MAP_KEY] = notes["missing"]
+    if "pass" in notes:
+        params[PASS_KEY] = PASS_NOTES[notes["pass"]]
     return params
 
 

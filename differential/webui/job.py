@@ -18,9 +18,10 @@ from PIL import Image
 from ..adjust import apply_adjustments
 from ..blend import DifferentialBlend, Noising, Prediction
 from ..composite import keep_alpha, restore_kept_pixels
-from ..geometry import CropRegion, latent_grid, to_latent_grid
+from ..geometry import CropRegion, latent_grid, stretch_to, to_latent_grid
 from ..schedule import release_steps
 from ..substep import as_sigmas, substep_release
+from ..tiles import TileFrame, cut_tile
 from .fields import FieldError, JobSettings, check_map_count
 
 #: Attribute of A1111's processing object that holds the :class:`JobState`.
@@ -81,11 +82,23 @@ class Schedule:
 
 @dataclass
 class JobState:
+    """One job's map and what it made of it.
+
+    ``tiles``: the job is one batch of tiles of a tiled pass (SD upscale); its maps are then
+    the whole picture's, cut to each tile (one tile per init image). Pixel-exact keep restores
+    ``originals`` with ``pixel_maps`` in the job's frame; on an "Only masked" crop also
+    ``whole_originals`` with ``whole_maps`` in the whole init image, after A1111 pastes the crop
+    back (resizing it, which moves pixels restored in the crop).
+    """
+
     settings: JobSettings
     pixel_maps: list[np.ndarray] = field(default_factory=list)
     cell_maps: torch.Tensor | None = None  # [N, 1, h, w] adjusted map values (fractions of D)
     blend: DifferentialBlend | None = None
     originals: list[Image.Image] = field(default_factory=list)
+    whole_originals: list[Image.Image] = field(default_factory=list)
+    whole_maps: list[np.ndarray] = field(default_factory=list)
+    tiles: list[TileFrame] | None = None
     owner: Any = field(default=None, repr=False, compare=False)  # see attach_state
 
     def owned_by(self, p) -> bool:
@@ -95,17 +108,23 @@ class JobState:
         return self.owner is not None and self.owner == id(p)
 
     def check_batch(self, init_images: int, batch_size: int) -> None:
-        """One map for all init images, or exactly one per init image."""
-        check_map_count(len(self.settings.maps), init_images, batch_size)
+        """One map for all init images, or exactly one per init image (per tile in a tiled pass)."""
+        check_map_count(len(self.settings.maps) if self.tiles is None else 1, init_images, batch_size)
+
+    def adjusted_maps(self) -> list[np.ndarray]:
+        """The maps after the user's adjustments, one per init image of the job (each tile's part)."""
+        adjusted = [apply_adjustments(raw, self.settings.adjust) for raw in self.settings.maps]
+        if self.tiles is None:
+            return adjusted
+        return [cut_tile(adjusted[0], tile) for tile in self.tiles]  # the tiles of one picture
 
     def prepare_maps(self, geometry: Geometry, latent_hw: tuple[int, int]) -> torch.Tensor:
         """Adjusted maps in the job's pixel frame and on the latent grid (once per job)."""
         if self.cell_maps is not None and tuple(self.cell_maps.shape[-2:]) == tuple(latent_hw):
             return self.cell_maps
-        self.pixel_maps, cells = [], []
-        for index, raw in enumerate(self.settings.maps):
+        self.pixel_maps, self.whole_maps, cells = [], [], []
+        for index, adjusted in enumerate(self.adjusted_maps()):
             init_size = geometry.init_sizes[min(index, len(geometry.init_sizes) - 1)]
-            adjusted = apply_adjustments(raw, self.settings.adjust)
             pixel, cell = latent_grid(
                 adjusted,
                 geometry.width,
@@ -118,6 +137,8 @@ class JobState:
             if cell.shape != tuple(latent_hw):
                 cell = to_latent_grid(pixel, *latent_hw)
             self.pixel_maps.append(pixel)
+            if geometry.crop_region is not None:
+                self.whole_maps.append(np.clip(stretch_to(adjusted, init_size), 0.0, 1.0))
             cells.append(np.clip(cell, 0.0, 1.0))
         self.cell_maps = torch.from_numpy(np.stack(cells))[:, None]
         return self.cell_maps
@@ -160,12 +181,28 @@ class JobState:
     def finalize(self, samples: torch.Tensor) -> torch.Tensor:
         return samples if self.blend is None else self.blend.finalize(samples)
 
-    def restore_pixels(self, image: Image.Image, batch_index: int) -> Image.Image:
-        """Pixel-exact keep for output ``batch_index`` (uses the matching original and map)."""
-        if not self.settings.exact_keep or not self.originals or not self.pixel_maps:
+    def restore_pixels(self, image: Image.Image, batch_index: int, after_composite: bool = False) -> Image.Image:
+        """Pixel-exact keep for output ``batch_index`` (uses the matching original and map).
+
+        Called before A1111 composites the job's image into the whole picture (the job's frame)
+        and after (``after_composite``): on an "Only masked" crop the crop pasted back is
+        resized, so the kept pixels are restored again in the whole init image. An image
+        left at the crop's size (A1111's "overlay_inpaint" off) keeps the first restore.
+        """
+        if not self.settings.exact_keep:
             return image
-        original = self.originals[min(batch_index, len(self.originals) - 1)]
-        pixel_map = self.pixel_maps[min(batch_index, len(self.pixel_maps) - 1)]
-        if original.size != image.size or pixel_map.shape != (image.height, image.width):
+        originals, maps = self.originals, self.pixel_maps
+        if after_composite:
+            originals, maps = self.whole_originals, self.whole_maps
+        if not originals or not maps:
             return image
-        return restore_kept_pixels(image, original, keep_alpha(pixel_map))
+        original = originals[min(batch_index, len(originals) - 1)]
+        keep_map = maps[min(batch_index, len(maps) - 1)]
+        if original.size != image.size or keep_map.shape != (image.height, image.width):
+            if after_composite:  # the crop was not pasted back
+                return image
+            raise ValueError(
+                f"pixel-exact keep: the image is {image.size[0]}x{image.size[1]}, the original "
+                f"{original.size[0]}x{original.size[1]} and the map {keep_map.shape[1]}x{keep_map.shape[0]}"
+            )
+        return restore_kept_pixels(image, original, keep_alpha(keep_map))

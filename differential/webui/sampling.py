@@ -99,6 +99,8 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
     state.prepare_maps(geometry, tuple(latent.shape[-2:]))
     if state.settings.exact_keep and not state.originals:
         state.originals = host.processed_originals(p, geometry)
+        if geometry.crop_region is not None:
+            state.whole_originals = host.whole_originals(p)
     state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength)
 
 

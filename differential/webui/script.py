@@ -17,7 +17,7 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import companions, depth, inner_pass, inpainting, sampling, sourcing
+from . import companions, depth, inner_pass, inpainting, sampling, script_pass, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, normalise_args, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState, attach_state, job_state
@@ -263,13 +263,16 @@ class DifferentialDiffusionScript(scripts.Script):
                 return
             if companions.soft_inpainting_in_job(p):
                 raise companions.soft_inpainting_conflict()
-            found = sourcing.job_maps(settings, p)
+            outer_script = script_pass.script_pass_of(p)
+            found = sourcing.job_maps(settings, p, None if outer_script is None else outer_script.pictures)
             if not found.maps:  # Batch tab: no map in the folder for this image, none in the panel
                 log(f"no change map for {found.notes.get('missing')}: processed without {TITLE}")
                 p.extra_generation_params[NO_MAP_KEY] = found.notes.get("missing")
                 return
             settings.maps = found.maps
-            state = JobState(settings)
+            state = JobState(settings, tiles=None if outer_script is None else outer_script.tiles)
+            if outer_script is not None:
+                found.notes["pass"] = outer_script.name
             state.check_batch(len(p.init_images), p.batch_size)
         except FieldError as error:
             self.refuse(p, error)
@@ -315,6 +318,11 @@ class DifferentialDiffusionScript(scripts.Script):
         state = job_state(p)
         if state is not None:
             pp.image = state.restore_pixels(pp.image, getattr(p, "batch_index", 0))
+
+    def postprocess_image_after_composite(self, p, pp, *args):
+        state = job_state(p)
+        if state is not None:
+            pp.image = state.restore_pixels(pp.image, getattr(p, "batch_index", 0), after_composite=True)
 
     def postprocess(self, p, processed, *args):
         p.__dict__.pop(STATE_ATTRIBUTE, None)

@@ -66,9 +66,11 @@ def batch_folder_map(settings: JobSettings, p) -> JobMaps | None:
     return JobMaps([load_field_map(f"map_dir/{found.name}", found)], {"file": found.name})
 
 
-def job_maps(settings: JobSettings, p) -> JobMaps:
+def job_maps(settings: JobSettings, p, pictures: list[Image.Image] | None = None) -> JobMaps:
     """The maps for this job; empty only in the Batch tab when neither folder nor panel gives one.
 
+    ``pictures``: the images generated sources read, when a script runs the job on something
+    else than the picture given (see :mod:`.script_pass`); default the job's init images.
     Raises :class:`FieldError` when the job cannot have its map (it is then stopped, not run
     without it).
     """
@@ -78,7 +80,8 @@ def job_maps(settings: JobSettings, p) -> JobMaps:
     notes = from_folder.notes if from_folder is not None else {}
     if settings.source.generated:
         settings.source = resolve_source(settings.source)
-        return JobMaps(generated_maps(settings.source, list(p.init_images), host.inpaint_mask(p)), notes)
+        images = list(p.init_images) if pictures is None else pictures
+        return JobMaps(generated_maps(settings.source, images, host.inpaint_mask(p)), notes)
     if not settings.maps and from_folder is None:  # a map folder, but not in the Batch tab
         raise FieldError("map", "no change map given", "an image (the map folder is used by the Batch tab only)")
     return JobMaps(list(settings.maps), notes)
