@@ -216,10 +216,15 @@ class WebUI:
         return [decode_b64_image(s) for s in body["images"]], info
 
 
+def probe_records(server: WebUI) -> list[dict]:
+    """The probe extension's records of the server's finished jobs, oldest first (``<data dir>/dd_probe.jsonl``)."""
+    path = server.data_dir / "dd_probe.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def last_probe(server: WebUI) -> dict:
-    """The probe extension's record of the server's last finished job (``<data dir>/dd_probe.jsonl``)."""
-    lines = (server.data_dir / "dd_probe.jsonl").read_text().splitlines()
-    return json.loads(lines[-1])
+    """The probe extension's record of the server's last finished job."""
+    return probe_records(server)[-1]
 
 
 def xyz_axis_choices(server: WebUI) -> list[str]:
