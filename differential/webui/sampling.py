@@ -15,12 +15,14 @@ How the hosts differ (the only place that knows, besides :mod:`.ui_inputs`):
 from __future__ import annotations
 
 import torch
+from PIL import Image
 
 from ..schedule import timestep_sigmas
 from ..substep import DERIVATIVE_STAGE_FUNCTIONS, MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS
-from . import host
+from . import hires, host, sourcing
 from .host_kind import FORGE
-from .job import Schedule, job_state
+from .infotext import infotext_params
+from .job import JobState, Schedule, job_state
 
 #: Timestep samplers that step like DDIM with eta 0 (the landing applies; CFG++ steps along the
 #: unconditional eps, which :mod:`.callbacks` holds too).
@@ -67,7 +69,7 @@ def schedule_of(p) -> Schedule:
     """The job's levels exactly as the sampler will run them (sigmas, or DDIM-family timesteps)."""
     from modules import sd_samplers_common, sd_samplers_timesteps
 
-    steps, t_enc = sd_samplers_common.setup_img2img_steps(p)
+    steps, t_enc = sd_samplers_common.setup_img2img_steps(p, hires.hires_steps(p))
     sampler = p.sampler
     config = getattr(sampler, "config", None)
     options = getattr(config, "options", None) or {}
@@ -95,6 +97,10 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
     if state is None:
         return
     state.blend = None
+    if hires.is_txt2img(p):
+        if hires.in_hires_pass(p):  # the first pass is never touched
+            _start_hires_pass(p, state, latent, noise)
+        return
     geometry = host.geometry_of(p)
     state.prepare_maps(geometry, tuple(latent.shape[-2:]))
     if state.settings.exact_keep and not state.originals:
@@ -104,7 +110,32 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
     state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength)
 
 
+def _start_hires_pass(p, state: JobState, latent: torch.Tensor, noise: torch.Tensor) -> None:
+    """The Hires. fix pass of a txt2img job: its maps (generated from the upscaled first pass), then the blend."""
+    settings = state.settings
+    pictures = None
+    from_ui = not getattr(p, "is_api", False)  # the panel's preview is drawn over the first pass
+    if settings.exact_keep or settings.source.kind in hires.PIXEL_SOURCES or from_ui:
+        pictures = hires.upscaled_first_pass(p, latent)
+        if from_ui:
+            hires.remember_first_pass(pictures[0])
+    geometry = hires.geometry_of(p, latent.shape[0])
+    if settings.source.generated:
+        if pictures is None:  # gradients: only the size matters
+            pictures = [Image.new("RGB", (geometry.width, geometry.height))]
+        settings.maps = sourcing.generated_maps(settings.source, pictures)
+        state.cell_maps = None
+        p.extra_generation_params.update(infotext_params(settings))
+    state.prepare_maps(geometry, tuple(latent.shape[-2:]))
+    if settings.exact_keep:
+        state.originals = pictures
+    if state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength) is not None:
+        hires.finalize_when_sampled(p, state.finalize)
+
+
 def after_sampling(p, samples: torch.Tensor) -> torch.Tensor:
-    """Put never-released cells exactly at the original latent."""
+    """Put never-released cells exactly at the original latent (a Hires. fix pass did it itself)."""
     state = job_state(p)
-    return samples if state is None else state.finalize(samples)
+    if state is None or getattr(samples, "already_decoded", False):
+        return samples
+    return state.finalize(samples)

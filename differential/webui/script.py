@@ -17,7 +17,7 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import companions, depth, inner_pass, inpainting, sampling, script_pass, sourcing
+from . import companions, depth, hires, inner_pass, inpainting, sampling, script_pass, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, normalise_args, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState, attach_state, job_state
@@ -43,6 +43,28 @@ SOURCE_HELP = {
     "opposite). Shape it with the levels below.",
     "depth": None,  # filled in at UI time: the estimators found, or what is missing
 }
+
+
+INTRO = (
+    "Per-pixel strength from a **change map**: **white = full change** (the Denoising "
+    "strength), **black = keep**, grey in between."
+)
+TXT2IMG_INTRO = (
+    "Applies to the **Hires. fix** pass only: **black = keep the first pass as upscaled**, **white = the "
+    "full Hires. fix Denoising strength**, grey in between. The first pass is never changed, and a job "
+    "without Hires. fix is left alone. The map is read at the upscaled size. The preview appears after a "
+    "generation with Hires. fix and this panel on: it shows the map over that generation's upscaled "
+    "first pass."
+)
+#: txt2img: what the generated sources read.
+TXT2IMG_SOURCE_HELP = {
+    "linear": SOURCE_HELP["linear"],
+    "radial": SOURCE_HELP["radial"],
+    "luminance": "The upscaled first pass's brightness: **bright = change**, dark = keep (*Invert map* for the "
+    "opposite). Shape it with the levels below.",
+}
+#: The checkboxes shown in txt2img (the inpainting conditioning needs an inpaint mask).
+TXT2IMG_CHECKBOXES = ("invert", "exact_keep", "substep")
 
 
 def log(message: str) -> None:
@@ -115,14 +137,21 @@ class DifferentialDiffusionScript(scripts.Script):
 
     def __init__(self):
         super().__init__()
-        self.host_inputs = inputs_for_host()
+        self._host_inputs: HostInputs | None = None
         self._preview_parts: tuple[Any, list[Any]] | None = None
+
+    @property
+    def host_inputs(self) -> HostInputs:
+        """The host components the preview reads (the runner sets ``is_img2img`` before building the UI)."""
+        if self._host_inputs is None:
+            self._host_inputs = inputs_for_host(self.is_img2img)
+        return self._host_inputs
 
     def title(self):
         return TITLE
 
     def show(self, is_img2img):
-        return scripts.AlwaysVisible if is_img2img else False
+        return scripts.AlwaysVisible
 
     def after_component(self, component, **kwargs):
         if self.host_inputs.collect(component, kwargs.get("elem_id"), kwargs.get("elem_classes")):
@@ -137,20 +166,19 @@ class DifferentialDiffusionScript(scripts.Script):
     def ui(self, is_img2img):
         components: dict[str, Any] = {}
         groups: dict[str, Any] = {}
+        sources = list(SOURCE_HELP) if is_img2img else list(hires.TXT2IMG_SOURCES)
         with InputAccordion(False, label=TITLE, elem_id=self.elem_id("enabled")) as enabled:
-            gr.Markdown(
-                "Per-pixel strength from a **change map**: **white = full change** (the Denoising "
-                "strength), **black = keep**, grey in between."
-            )
+            gr.Markdown(INTRO if is_img2img else TXT2IMG_INTRO)
             components["source"] = gr.Radio(
-                choices=[(label, source) for source, label in SOURCE_LABELS.items()],
+                choices=[(SOURCE_LABELS[source], source) for source in sources],
                 value="upload",
                 label="Map source",
                 elem_id=self.elem_id("source"),
             )
             with gr.Row():
                 with gr.Column(min_width=160):
-                    for source, help_text in SOURCE_HELP.items():
+                    for source in sources:
+                        help_text = SOURCE_HELP[source] if is_img2img else TXT2IMG_SOURCE_HELP.get(source)
                         with gr.Group(visible=source == "upload", elem_id=self.elem_id(f"{source}_group")) as group:
                             groups[source] = group
                             if source == "depth":
@@ -187,28 +215,38 @@ class DifferentialDiffusionScript(scripts.Script):
                         )
                 with gr.Column(min_width=160):
                     preview = gr.Image(
-                        label="Effective strength per latent cell (0 = keep)",
+                        label="Effective strength per latent cell (0 = keep)"
+                        if is_img2img
+                        else "Hires. fix strength per latent cell over the last upscaled first pass (0 = keep)",
                         interactive=False,
                         elem_id=self.elem_id("preview"),
                     )
             with gr.Row():
                 for name, label in CHECKBOXES.items():
-                    components[name] = gr.Checkbox(label=label, value=default_value(name), elem_id=self.elem_id(name))
+                    components[name] = gr.Checkbox(
+                        label=label,
+                        value=default_value(name),
+                        visible=is_img2img or name in TXT2IMG_CHECKBOXES,
+                        elem_id=self.elem_id(name),
+                    )
             for row in SLIDER_ROWS:
                 with gr.Row():
                     for name in row:
                         components[name] = self._slider(name)
-            with gr.Accordion("img2img Batch tab: map folder", open=False):
-                components["map_dir"] = gr.Textbox(
-                    label="Folder of change maps, matched to the input images by file name "
-                    "(photo.jpg <- photo.png); images without one use the map source above",
-                    value="",
-                    elem_id=self.elem_id("map_dir"),
-                )
+            if is_img2img:
+                with gr.Accordion("img2img Batch tab: map folder", open=False):
+                    components["map_dir"] = gr.Textbox(
+                        label="Folder of change maps, matched to the input images by file name "
+                        "(photo.jpg <- photo.png); images without one use the map source above",
+                        value="",
+                        elem_id=self.elem_id("map_dir"),
+                    )
+            else:  # txt2img: no canvas, no Batch tab (the fields stay, empty, so both tabs share one layout)
+                components["paint"] = gr.Textbox(value="", visible=False, elem_id=self.elem_id("paint_data"))
+                components["map_dir"] = gr.Textbox(value="", visible=False, elem_id=self.elem_id("map_dir"))
 
         components["enabled"] = enabled
         controls = [components[name] for name in POSITIONAL]
-        sources = list(SOURCE_HELP)
         components["source"].change(
             fn=lambda source: (
                 [gr.update(visible=source == name) for name in sources]
@@ -240,7 +278,7 @@ class DifferentialDiffusionScript(scripts.Script):
         self._preview_parts = None
         inputs = [*controls[1:], *self.host_inputs.components()]
         render = functools.partial(render_preview, self.host_inputs)
-        for trigger in inputs:
+        for trigger in [*inputs, *self.host_inputs.triggers()]:
             trigger.change(fn=render, inputs=inputs, outputs=[preview], show_progress=False)
 
     # -- job hooks ------------------------------------------------------------------------------
@@ -260,6 +298,9 @@ class DifferentialDiffusionScript(scripts.Script):
         try:
             settings = parse_settings(args, overrides)
             if not settings.enabled:
+                return
+            if hires.is_txt2img(p):
+                self.process_txt2img(p, settings)
                 return
             if companions.soft_inpainting_in_job(p):
                 raise companions.soft_inpainting_conflict()
@@ -291,6 +332,25 @@ class DifferentialDiffusionScript(scripts.Script):
         )
         if not watched:
             inpainting.forget(p)
+
+    def process_txt2img(self, p, settings) -> None:
+        """A txt2img job: the map waits for the Hires. fix pass (see :mod:`.hires`); without one, nothing.
+
+        Raises :class:`FieldError` for settings txt2img cannot use (the caller refuses the job).
+        """
+        hires.check_txt2img_settings(settings)
+        if not p.enable_hr:
+            log("txt2img without Hires. fix: the map applies to the Hires. fix pass only, so nothing was applied")
+            return
+        hires.check_hires_job(p)
+        if settings.source.generated:  # made from the upscaled first pass, in the Hires. fix pass
+            settings.source = sourcing.resolve_source(settings.source)
+            settings.maps = []
+        state = JobState(settings)
+        if not settings.source.generated:
+            state.check_batch(p.batch_size, p.batch_size)
+        attach_state(p, state)
+        p.extra_generation_params.update(infotext_params(settings))
 
     @staticmethod
     def refuse(p, error: FieldError) -> None:

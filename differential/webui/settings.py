@@ -117,11 +117,11 @@ def add_axis_options() -> None:
         if label in existing:
             continue
         if spec.kind == "number":
-            option = xyz.AxisOptionImg2Img(label, float, setter(spec.name, float))
+            option = xyz.AxisOption(label, float, setter(spec.name, float))
         elif spec.kind == "choice":
-            option = xyz.AxisOptionImg2Img(label, str, setter(spec.name, str), choices=lambda c=spec.choices: list(c))
+            option = xyz.AxisOption(label, str, setter(spec.name, str), choices=lambda c=spec.choices: list(c))
         else:
-            option = xyz.AxisOptionImg2Img(
+            option = xyz.AxisOption(
                 label, str, setter(spec.name, lambda x: str(x) == "True"), choices=xyz.boolean_choice(reverse=True)
             )
         xyz.axis_options.append(option)

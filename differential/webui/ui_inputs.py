@@ -34,6 +34,9 @@ UPLOAD_MASK_ID = "img_inpaint_mask"
 MASK_MODE_ID = "img2img_mask_mode"
 DENOISING_ID = "img2img_denoising_strength"
 SHARED_IDS = (UPLOAD_MASK_ID, MASK_MODE_ID, DENOISING_ID)
+#: txt2img: the Hires. fix Denoising strength and the generation info (set after each generation).
+TXT2IMG_DENOISING_ID = "txt2img_denoising_strength"
+TXT2IMG_INFO_ID = "generation_info_txt2img"
 #: Forge's class names for a canvas's layers.
 FOREGROUND_CLASS = "logical_image_foreground"
 BACKGROUND_CLASS = "logical_image_background"
@@ -73,7 +76,12 @@ class HostInputs:
         return all(key in self.found for key in self.keys)
 
     def components(self) -> list[Any]:
+        """The components whose values :meth:`read` takes, in order."""
         return [self.found[key] for key in self.keys]
+
+    def triggers(self) -> list[Any]:
+        """Components that redraw the preview when they change, besides :meth:`components`."""
+        return []
 
     def read(self, values: list[Any], with_mask: bool) -> PreviewSource:
         """The preview's source from the components' values (in :attr:`keys` order)."""
@@ -154,6 +162,26 @@ class ForgeInputs(HostInputs):
         return named.get(f"{INPAINT_CANVAS_ID}.background"), mask
 
 
-def inputs_for_host() -> HostInputs:
-    """The collector for the running host."""
+class Txt2ImgInputs(HostInputs):
+    """txt2img: the Hires. fix Denoising strength; the preview is drawn over the last Hires. fix
+    job's upscaled first pass (:func:`.hires.last_first_pass`), again after each generation."""
+
+    keys = (TXT2IMG_DENOISING_ID, TXT2IMG_INFO_ID)
+
+    def components(self) -> list[Any]:
+        return [self.found[TXT2IMG_DENOISING_ID]]
+
+    def triggers(self) -> list[Any]:
+        return [self.found[TXT2IMG_INFO_ID]]
+
+    def read(self, values: list[Any], with_mask: bool) -> PreviewSource:
+        from .hires import last_first_pass
+
+        return PreviewSource(last_first_pass(), None, float(values[0] or 0.0))
+
+
+def inputs_for_host(is_img2img: bool = True) -> HostInputs:
+    """The collector for the running host and tab."""
+    if not is_img2img:
+        return Txt2ImgInputs()
     return ForgeInputs() if FORGE else A1111Inputs()

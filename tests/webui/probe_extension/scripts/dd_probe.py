@@ -11,9 +11,12 @@ A1111's timestep samplers give ``x_t`` and a timestep; they are brought to that 
 Each finished job appends one JSON line to ``<data dir>/dd_probe.jsonl``: the sampler and, per
 call, sigma and the largest deviations over the held cells of each batch row; and, per batch
 row, the final latent's mean absolute change from the init latent in each latent column
-(``column_change``, from the samples before decoding).
+(``column_change``, from the samples before decoding; not for a Hires. fix pass, whose samples
+A1111 decodes before ``post_sample``). txt2img: the Hires. fix pass is recorded, with a hash of
+its input latent (the upscaled first pass: ``hr_input_sha256``).
 """
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -30,14 +33,19 @@ class ProbeScript(scripts.Script):
         return "DD probe"
 
     def show(self, is_img2img):
-        return scripts.AlwaysVisible if is_img2img else False
+        return scripts.AlwaysVisible
 
     def process_before_every_sampling(self, p, *args, **kwargs):
+        if not hasattr(p, "init_images") and not getattr(p, "is_hr_pass", False):
+            _job.clear()  # txt2img's first pass: only its result (the Hires. fix pass's input) is recorded
+            return
         _job.clear()
         _job.update(p=p, init=kwargs["x"].double().cpu(), noise=kwargs["noise"].double().cpu(), calls=[])
+        if getattr(p, "is_hr_pass", False):
+            _job["hr_input_sha256"] = hashlib.sha256(kwargs["x"].float().cpu().numpy().tobytes()).hexdigest()
 
     def post_sample(self, p, ps, *args):
-        if _job.get("p") is p:
+        if _job.get("p") is p and not getattr(ps.samples, "already_decoded", False):
             change = (ps.samples.double().cpu() - _job["init"]).abs().mean(dim=(1, 2))
             _job.setdefault("column_change", []).extend(change.tolist())
 
@@ -45,6 +53,8 @@ class ProbeScript(scripts.Script):
         if _job.get("p") is p:
             record = {"sampler": p.sampler_name, "scheduler": getattr(p, "scheduler", None), "calls": _job["calls"]}
             record["column_change"] = _job.get("column_change", [])
+            if "hr_input_sha256" in _job:
+                record["hr_input_sha256"] = _job["hr_input_sha256"]
             with open(RECORDS, "a") as f:
                 f.write(json.dumps(record) + "\n")
         _job.clear()
