@@ -15,6 +15,9 @@ Environment:
     DD_WEBUI_START_TIMEOUT  seconds to wait for the server (default 240)
     DD_CONTROLNET_DIR    a Mikubill/sd-webui-controlnet checkout (v1.1.455): installed for the run with a random
                          narrow ControlNet (see controlnet_setup.py); without it test_controlnet.py is skipped
+    DD_USDU_DIR          a Coyote-A/ultimate-upscale-for-automatic1111 checkout (2322caa), linked for the run
+    DD_TILED_DIFFUSION_DIR  a pkuliyi2015/multidiffusion-upscaler-for-automatic1111 checkout (22798f6), linked
+                         for the run; without them their tests in test_upscaler_extensions.py are skipped
 
 Each session gets a fresh data dir (``--data-dir``): models/, extensions/, config.json, cache, outputs all
 live there, so the WebUI checkout is not written to. The extension is the repository these tests live in,
@@ -40,6 +43,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import controlnet_setup  # noqa: E402
+import upscaler_extensions  # noqa: E402
 from helpers import CHECKPOINT_NAME, WebUI, b64_png, img2img_payload, make_init_image, prime  # noqa: E402
 from server import (  # noqa: E402
     dir_from_env,
@@ -134,6 +138,8 @@ def webui(tmp_path_factory) -> Iterator[WebUI]:
     )
     if controlnet_setup.problem(controlnet_setup.controlnet_dir()) is None:
         controlnet_setup.install(data_dir, python, webui_dir, env)
+    for extension in upscaler_extensions.ALL:
+        extension.install(data_dir / "extensions")
     # test-only: records what inpainting checkpoints are shown (loads after the extension, by name)
     (data_dir / "extensions" / "zz-dd-inpaint-probe").symlink_to(
         HERE / "inpaint_probe_extension", target_is_directory=True

@@ -101,6 +101,24 @@ def to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+def flat_map_b64(value: int, width: int, height: int) -> str:
+    """A uniform change map (0 = keep, 255 = full change), PNG base64."""
+    return b64_png(Image.new("L", (width, height), value))
+
+
+def half_map_b64(width: int, height: int) -> str:
+    """A change map whose left half is black (keep) and right half white, PNG base64."""
+    image = Image.new("L", (width, height), 255)
+    image.paste(0, (0, 0, width // 2, height))
+    return b64_png(image)
+
+
+def band_means(a: Image.Image, b: Image.Image, band: int = 64) -> list[float]:
+    """Mean absolute pixel difference of ``a`` and ``b`` in column bands ``band`` px wide, left to right."""
+    diff = np.abs(to_array(a) - to_array(b)).mean(axis=(0, 2))
+    return [round(float(diff[x : x + band].mean()), 1) for x in range(0, diff.shape[0], band)]
+
+
 # -------------------------------------------------------------------------------------------- payloads
 
 #: This script's key in ``alwayson_scripts`` (A1111 matches the title case-insensitively).

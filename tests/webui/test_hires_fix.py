@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import MEASUREMENTS, b64_png, dd, decode_b64_image, probe_records, to_array
+from helpers import MEASUREMENTS, dd, decode_b64_image, flat_map_b64, half_map_b64, probe_records, to_array
 from PIL import Image
 
 FIRST = 128
@@ -55,13 +55,11 @@ HIRES = {
 
 
 def half_map() -> str:
-    image = Image.new("L", (FINAL, FINAL), 255)
-    image.paste(0, (0, 0, FINAL // 2, FINAL))
-    return b64_png(image)
+    return half_map_b64(FINAL, FINAL)
 
 
 def flat_map(value: int) -> str:
-    return b64_png(Image.new("L", (FINAL, FINAL), value))
+    return flat_map_b64(value, FINAL, FINAL)
 
 
 def txt2img(webui, **fields) -> tuple[list[Image.Image], dict, dict | None]:

@@ -23,32 +23,36 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import MEASUREMENTS, b64_png, dd, img2img_payload, make_init_image, probe_records, square_mask, to_array
+from helpers import (
+    MEASUREMENTS,
+    b64_png,
+    band_means,
+    dd,
+    flat_map_b64,
+    half_map_b64,
+    img2img_payload,
+    make_init_image,
+    probe_records,
+    square_mask,
+    to_array,
+)
 from PIL import Image
 
 PICTURE = 128
 UPSCALED = 2 * PICTURE
 TILE = 128
 OVERLAP = 32
-BAND = 64
 #: Columns of the black half kept exactly with pixel-exact keep: the map's LANCZOS upscale rings a few
 #: pixels into the black half next to the white half (keep fades out by map value 0.05).
 EXACT_COLUMNS = UPSCALED // 2 - 8
 
 
 def half_map(width: int, height: int) -> str:
-    image = Image.new("L", (width, height), 255)
-    image.paste(0, (0, 0, width // 2, height))
-    return b64_png(image)
+    return half_map_b64(width, height)
 
 
 def flat_map(value: int, size: int) -> str:
-    return b64_png(Image.new("L", (size, size), value))
-
-
-def band_means(a: Image.Image, b: Image.Image) -> list[float]:
-    diff = np.abs(to_array(a) - to_array(b)).mean(axis=(0, 2))
-    return [round(float(diff[x : x + BAND].mean()), 1) for x in range(0, diff.shape[0], BAND)]
+    return flat_map_b64(value, size, size)
 
 
 @pytest.fixture(scope="module")
