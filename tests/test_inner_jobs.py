@@ -93,12 +93,12 @@ def test_adetailer_detail_pass_is_recognised_and_gets_no_state():
 class XyzModule:
     """Stand-in for A1111's scripts/xyz_grid.py module: its axis list and option classes."""
 
-    class AxisOptionImg2Img:
+    class AxisOption:
         def __init__(self, label, type, apply, choices=None):
             self.label, self.type, self.apply, self.choices = label, type, apply, choices
 
     def __init__(self):
-        self.axis_options = [self.AxisOptionImg2Img("Nothing", str, None)]
+        self.axis_options = [self.AxisOption("Nothing", str, None)]
 
     @staticmethod
     def boolean_choice(reverse=False):

@@ -148,3 +148,59 @@ def test_exact_keep_after_an_only_masked_crop_is_pasted_back_restores_the_whole_
     assert np.array_equal(out[:, 41:], np.asarray(pasted)[:, 41:])
     unpasted = Image.new("RGB", (64, 64), (1, 2, 3))  # A1111's overlay_inpaint off: the crop is the output
     assert state.restore_pixels(unpasted, 0, after_composite=True) is unpasted
+
+
+def test_hires_pass_steps_and_the_final_frame():
+    import torch
+
+    from differential.webui import hires
+
+    first = SimpleNamespace(enable_hr=True, is_hr_pass=False, steps=20, hr_second_pass_steps=0)
+    assert hires.is_txt2img(first) and hires.hires_steps(first) is None
+    assert hires.hires_steps(SimpleNamespace(**{**vars(first), "is_hr_pass": True})) == 20
+    assert hires.hires_steps(SimpleNamespace(**{**vars(first), "is_hr_pass": True, "hr_second_pass_steps": 6})) == 6
+    assert not hires.is_txt2img(SimpleNamespace(enable_hr=False, init_images=[]))
+    latent = torch.zeros(2, 4, 24, 32)  # 256 x 192
+    geometry = hires.geometry_of(latent)
+    assert (geometry.width, geometry.height, geometry.init_sizes) == (256, 192, ((256, 192), (256, 192)))
+    # a 256 x 256 upscale cropped to 256 x 192: truncate_y 8 cells, 4 off the top
+    rows = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 256, axis=1)
+    upscaled = Image.fromarray(np.stack([rows] * 3, axis=-1))
+    (cropped,) = hires._crop_like_the_latent(SimpleNamespace(truncate_x=0, truncate_y=8), [upscaled], (256, 192))
+    assert np.asarray(cropped)[0, 0, 0] == 32 and np.asarray(cropped)[-1, 0, 0] == 223
+
+
+def test_the_hires_pass_is_finalized_once_by_its_own_sampler_call():
+    from differential.webui import hires
+
+    calls = []
+    sampler = SimpleNamespace(sample_img2img=lambda *args, **kwargs: calls.append(args) or 1.0)
+    p = SimpleNamespace(sampler=sampler)
+    original = sampler.sample_img2img
+    hires.finalize_when_sampled(p, lambda samples: samples + 1)
+    assert sampler.sample_img2img(p) == 2.0 and len(calls) == 1
+    assert sampler.sample_img2img is original  # the next call (if any) is the sampler's own
+
+
+@pytest.mark.parametrize(
+    "fields, body, field",
+    [
+        ({"map": "WHITE"}, {"enable_hr": False}, "enabled"),
+        ({"source": "mask"}, {"enable_hr": True}, "source"),
+        ({"maps": ["WHITE", "WHITE"]}, {"enable_hr": True, "batch_size": 1}, "maps"),
+        ({"map": "WHITE"}, {"enable_hr": True}, None),
+        ({"source": "linear"}, {"enable_hr": True}, None),
+    ],
+)
+def test_txt2img_requests_are_checked(fields, body, field):
+    from differential.webui.validation import validate_txt2img_request
+
+    white = b64_png(Image.new("L", (16, 16), 255))
+
+    def real(value):
+        return [real(item) for item in value] if isinstance(value, list) else white if value == "WHITE" else value
+
+    fields = {key: real(value) for key, value in fields.items()}
+    request = {**body, "alwayson_scripts": {"differential diffusion": {"args": [{"enabled": True, **fields}]}}}
+    problem = validate_txt2img_request(request)
+    assert (problem.field if problem else None) == field

@@ -8,7 +8,8 @@ before both passes; the map acts in the second only (``p.is_hr_pass``): black ke
 pass as upscaled, white gets the full Hires. fix strength. The first pass is never touched, and a
 txt2img job without Hires. fix is left alone.
 
-The map is in the frame of the final picture (the upscaled size). Generated sources read the
+The map is in the frame of the final picture (the upscaled size; with *Resize width/height to*
+at another aspect ratio, the part A1111 keeps of the upscaled picture). Generated sources read the
 upscaled first pass: with a pixel upscaler those are the images A1111 upscaled (its local
 ``decoded_samples`` in ``sample_hr_pass``, read from the running frame: A1111 hands scripts only
 the encoded latent), with a latent upscaler the upscaled latent decoded once. Pixel-exact keep
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..geometry import LATENT_FACTOR
 from .fields import FieldError, JobSettings
 from .job import Geometry
 
@@ -63,21 +65,15 @@ def check_txt2img_settings(settings: JobSettings) -> None:
         raise FieldError("map_dir", "a map folder in txt2img", "no `map_dir` (it is for the img2img Batch tab)")
 
 
-def check_hires_job(p) -> None:
-    """Refuse a Hires. fix whose upscaled picture is cropped (``Resize width/height to`` with another aspect ratio)."""
-    if getattr(p, "truncate_x", 0) or getattr(p, "truncate_y", 0):
-        raise FieldError(
-            "enabled",
-            "Hires. fix 'Resize width/height to' with another aspect ratio than the first pass crops the "
-            "upscaled picture, which the map does not follow",
-            "'Upscale by', or a resize to the first pass's aspect ratio",
-        )
+def final_size(latent: torch.Tensor) -> tuple[int, int]:
+    """``(width, height)`` of the pass's result: its latent's (A1111 may have cropped the upscaled one)."""
+    return int(latent.shape[-1]) * LATENT_FACTOR, int(latent.shape[-2]) * LATENT_FACTOR
 
 
-def geometry_of(p, batch: int) -> Geometry:
-    """The frame the map is read in: the final (upscaled) picture, one per batch row."""
-    size = (int(p.hr_upscale_to_x), int(p.hr_upscale_to_y))
-    return Geometry(width=size[0], height=size[1], resize_mode=0, init_sizes=(size,) * batch)
+def geometry_of(latent: torch.Tensor) -> Geometry:
+    """The frame the map is read in: the final picture, one per batch row."""
+    size = final_size(latent)
+    return Geometry(width=size[0], height=size[1], resize_mode=0, init_sizes=(size,) * int(latent.shape[0]))
 
 
 def _sample_hr_pass_locals(p) -> dict | None:
@@ -96,13 +92,23 @@ def _to_images(pixels: torch.Tensor, rounding: bool) -> list[Image.Image]:
     return [Image.fromarray(np.clip(row, 0, 255).astype(np.uint8)) for row in values]
 
 
+def _crop_like_the_latent(p, images: list[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
+    """The part of upscaled images the pass's latent holds: A1111 crops ``truncate_x // 2`` cells
+    off the left (``truncate_y // 2`` off the top) for a resize to another aspect ratio, and the
+    VAE encodes whole 8-px blocks only."""
+    left = (int(getattr(p, "truncate_x", 0) or 0) // 2) * LATENT_FACTOR
+    top = (int(getattr(p, "truncate_y", 0) or 0) // 2) * LATENT_FACTOR
+    box = (left, top, left + size[0], top + size[1])
+    return [image if image.size == size else image.crop(box) for image in images]
+
+
 def upscaled_first_pass(p, latent: torch.Tensor) -> list[Image.Image]:
-    """The Hires. fix pass's input as pixels, one image per batch row (see the module docstring)."""
+    """The Hires. fix pass's input as pixels at the final size, one image per batch row (see the module docstring)."""
     found = _sample_hr_pass_locals(p)
     if getattr(p, "latent_scale_mode", None) is None and found is not None:
         upscaled = found.get("decoded_samples")  # the upscaler's images, as float in [0, 1]
         if isinstance(upscaled, torch.Tensor) and upscaled.shape[0] == latent.shape[0]:
-            return _to_images(upscaled, rounding=True)
+            return _crop_like_the_latent(p, _to_images(upscaled, rounding=True), final_size(latent))
     from modules import processing
 
     decoded = torch.stack(processing.decode_latent_batch(p.sd_model, latent, target_device="cpu"))

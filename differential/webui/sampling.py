@@ -119,7 +119,7 @@ def _start_hires_pass(p, state: JobState, latent: torch.Tensor, noise: torch.Ten
         pictures = hires.upscaled_first_pass(p, latent)
         if from_ui:
             hires.remember_first_pass(pictures[0])
-    geometry = hires.geometry_of(p, latent.shape[0])
+    geometry = hires.geometry_of(latent)
     if settings.source.generated:
         if pictures is None:  # gradients: only the size matters
             pictures = [Image.new("RGB", (geometry.width, geometry.height))]

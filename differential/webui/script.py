@@ -150,6 +150,12 @@ class DifferentialDiffusionScript(scripts.Script):
     def title(self):
         return TITLE
 
+    def elem_id(self, item_id: str) -> str:
+        """``script_differential_diffusion_<item>`` in img2img (the ids the panel always had: scripts,
+        styles and saved UI defaults rely on them), ``script_txt2img_differential_diffusion_<item>`` in txt2img."""
+        tab = "" if self.is_img2img else "txt2img_"
+        return f"script_{tab}differential_diffusion_{item_id}"
+
     def show(self, is_img2img):
         return scripts.AlwaysVisible
 
@@ -342,7 +348,6 @@ class DifferentialDiffusionScript(scripts.Script):
         if not p.enable_hr:
             log("txt2img without Hires. fix: the map applies to the Hires. fix pass only, so nothing was applied")
             return
-        hires.check_hires_job(p)
         if settings.source.generated:  # made from the upscaled first pass, in the Hires. fix pass
             settings.source = sourcing.resolve_source(settings.source)
             settings.maps = []

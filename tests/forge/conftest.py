@@ -8,6 +8,7 @@ Environment:
     DD_FORGE_CHECKPOINT  a checkpoint made earlier by ``tests/forge/make_checkpoint.py`` to reuse (it is
                          deterministic); by default the suite generates it (2 GiB) in its data dir
     DD_HF_HOME           as for the A1111 suite (the CLIP tokenizer cache, copied for the run)
+    DD_USDU_DIR          as for the A1111 suite: Ultimate SD Upscale, linked for the run (else its test is skipped)
     DD_WEBUI_START_TIMEOUT  seconds to wait for the server (default 600)
 
 Forge builds its networks from fixed configs, so the checkpoint is a full-size random SD1.5 one. The
@@ -34,6 +35,7 @@ WEBUI_TESTS = HERE.parent / "webui"
 if str(WEBUI_TESTS) not in sys.path:
     sys.path.insert(0, str(WEBUI_TESTS))
 
+import upscaler_extensions  # noqa: E402
 from helpers import WebUI  # noqa: E402
 from server import (  # noqa: E402
     dir_from_env,
@@ -99,6 +101,7 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
     checkpoint = _checkpoint(python, forge_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
     extension_dir = link_extension(data_dir / "extensions")
     (data_dir / "extensions" / "dd-probe").symlink_to(WEBUI_TESTS / "probe_extension", target_is_directory=True)
+    upscaler_extensions.ULTIMATE_SD_UPSCALE.install(data_dir / "extensions")  # when DD_USDU_DIR names it
     (data_dir / "config.json").write_text(json.dumps(SETTINGS, indent=2))
     port = free_port()
     args = [

@@ -236,3 +236,41 @@ def test_batch_tab_applies_each_images_map(page, webui, tmp_path, input_mode):
 
 def test_pasting_an_infotext_restores_the_source_and_its_parameters(page):
     check_infotext_paste(page)
+
+
+TXT2IMG_PANEL = "#script_txt2img_differential_diffusion_enabled"
+TXT2IMG_PREVIEW = "#script_txt2img_differential_diffusion_preview img"
+
+
+def test_txt2img_panel_applies_the_map_to_hires_fix(page):
+    """txt2img: the panel says what it does, its preview stays empty until a Hires. fix generation, the
+    generation's infotext carries the map, then the preview shows the map over the upscaled first pass."""
+    click_tab(page, "#tabs", "txt2img")
+    panel = page.locator(TXT2IMG_PANEL)
+    panel.scroll_into_view_if_needed()
+    assert "Hires. fix" in panel.inner_text() and "Paint" not in panel.inner_text()
+    panel.locator(".label-wrap").first.click()
+    page.wait_for_function(f"() => document.querySelector('{TXT2IMG_PANEL}-checkbox input').checked")
+    assert "pass only" in panel.inner_text()
+    assert page.locator(TXT2IMG_PREVIEW).count() == 0  # nothing to show before a generation
+    page.locator("#script_txt2img_differential_diffusion_source label", has_text="Linear gradient").first.click()
+
+    hires = page.locator("#txt2img_hr")
+    hires.scroll_into_view_if_needed()
+    hires.locator(".label-wrap").first.click()
+    page.wait_for_function("() => document.querySelector('#txt2img_hr-checkbox input').checked")
+    set_number(page, "txt2img_width", 128)
+    set_number(page, "txt2img_height", 128)
+    set_number(page, "txt2img_steps", 4)
+    set_number(page, "txt2img_hires_steps", 4)
+    page.click("#txt2img_generate")
+    page.wait_for_function(
+        "() => (document.querySelector('#html_info_txt2img') || {}).innerText?.includes('DD source: linear')",
+        timeout=300_000,
+    )
+    info = page.locator("#html_info_txt2img").first.inner_text()
+    assert "Hires upscale: 2" in info and "Differential diffusion: map " in info, info
+    page.wait_for_function(
+        f"() => {{ const img = document.querySelector('{TXT2IMG_PREVIEW}'); return img && img.src; }}", timeout=60_000
+    )
+    screenshot(panel, "txt2img-panel.png")

@@ -139,6 +139,19 @@ def test_a_generated_source_reads_the_upscaled_first_pass(webui, first_pass):
     assert "DD source: linear" in info["infotexts"][0]
 
 
+def test_a_resize_to_another_aspect_ratio_reads_the_map_at_the_final_size(webui, first_pass):
+    """128 x 128 resized to 256 x 192: A1111 upscales to 256 x 256 and crops 32 rows off the top and bottom."""
+    resized = {**HIRES, "hr_scale": 1, "hr_resize_x": FINAL, "hr_resize_y": 192}
+    (plain,), _, _ = txt2img(webui, **resized)
+    (exact,), _, _ = txt2img(webui, **resized, alwayson_scripts=dd(map=half_map_b64(FINAL, 192), exact_keep=True))
+    upscaled = to_array(first_pass.resize((FINAL, FINAL), resample=Image.LANCZOS))[32:224]
+    assert exact.size == plain.size == (FINAL, 192)
+    kept = np.abs(to_array(exact) - upscaled)[:, KEPT]
+    MEASUREMENTS.append(f"Hires. fix resized 128x128 -> 256x192 (cropped), exact keep: black half max {kept.max()}")
+    assert kept.max() == 0
+    assert np.abs(to_array(exact) - upscaled)[:, CHANGED].mean() > 5
+
+
 @pytest.mark.parametrize(
     "fields, extra, field",
     [
