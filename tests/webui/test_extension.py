@@ -39,7 +39,7 @@ def halves(size=(256, 256)) -> Image.Image:
 
 def test_loaded_listed_and_quiet(webui):
     status, scripts = webui.get("/sdapi/v1/scripts")
-    assert status == 200 and SCRIPT_KEY in scripts["img2img"] and SCRIPT_KEY not in scripts["txt2img"]
+    assert status == 200 and SCRIPT_KEY in scripts["img2img"] and SCRIPT_KEY in scripts["txt2img"]  # Hires. fix
     assert webui.log_errors("differential") == []
     status, version = webui.get("/differential-diffusion/v1/version")
     assert status == 200 and version["script_title"] == "Differential Diffusion"
@@ -47,7 +47,8 @@ def test_loaded_listed_and_quiet(webui):
     assert status == 200 and {"enabled", "map", "maps", "invert", "exact_keep"} <= set(schema["properties"])
 
 
-def test_panel_is_in_the_img2img_tab(webui):
+def test_panel_is_in_both_tabs(webui):
+    """img2img keeps the ids it always had; txt2img's panel (for Hires. fix) has its own."""
     if not webui.ui:
         pytest.skip("started with --nowebui")
     status, config = webui.get("/config")
@@ -55,6 +56,7 @@ def test_panel_is_in_the_img2img_tab(webui):
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
     for name in ("enabled", "map", "preview", "invert", "feather", "exact_keep", "substep"):
         assert f"script_differential_diffusion_{name}" in ids
+        assert f"script_txt2img_differential_diffusion_{name}" in ids
 
 
 SAMPLERS = [
