@@ -248,10 +248,12 @@ def test_txt2img_panel_applies_the_map_to_hires_fix(page):
     click_tab(page, "#tabs", "txt2img")
     panel = page.locator(TXT2IMG_PANEL)
     panel.scroll_into_view_if_needed()
-    assert "Hires. fix" in panel.inner_text() and "Paint" not in panel.inner_text()
+    assert not page.locator(f"{TXT2IMG_PANEL}-checkbox input").is_checked()  # off by default
     panel.locator(".label-wrap").first.click()
     page.wait_for_function(f"() => document.querySelector('{TXT2IMG_PANEL}-checkbox input').checked")
-    assert "pass only" in panel.inner_text()
+    text = panel.inner_text()
+    assert "Hires. fix** pass only" not in text and "Hires. fix pass only" in text, text
+    assert "Linear gradient" in text and "Paint" not in text and "Inpaint mask" not in text, text
     assert page.locator(TXT2IMG_PREVIEW).count() == 0  # nothing to show before a generation
     page.locator("#script_txt2img_differential_diffusion_source label", has_text="Linear gradient").first.click()
 
