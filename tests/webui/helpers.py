@@ -245,11 +245,16 @@ def last_probe(server: WebUI) -> dict:
     return probe_records(server)[-1]
 
 
-def xyz_axis_choices(server: WebUI) -> list[str]:
-    """The img2img X/Y/Z plot's X type choices, in order (a request names an axis by its index)."""
+#: The X/Y/Z plot's arguments after the axes (A1111 v1.10.1 ``xyz_grid.Script.run``): draw legend,
+#: include lone images, include sub grids, no fixed seeds, vary seeds x/y/z, margin, csv mode.
+XYZ_TAIL = [True, True, False, False, False, False, False, 0, False]
+
+
+def xyz_axis_choices(server: WebUI, img2img: bool = True) -> list[str]:
+    """The X/Y/Z plot's X type choices in the img2img (or txt2img) tab, in order (a request names an axis by index)."""
     status, infos = server.get("/sdapi/v1/script-info")
     assert status == 200
-    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"])
+    xyz = next(info for info in infos if info["name"] == "x/y/z plot" and info["is_img2img"] == img2img)
     return xyz["args"][0]["choices"]
 
 

@@ -22,7 +22,17 @@ import json
 
 import numpy as np
 import pytest
-from helpers import MEASUREMENTS, dd, decode_b64_image, flat_map_b64, half_map_b64, probe_records, to_array
+from helpers import (
+    MEASUREMENTS,
+    XYZ_TAIL,
+    dd,
+    decode_b64_image,
+    flat_map_b64,
+    half_map_b64,
+    probe_records,
+    to_array,
+    xyz_axis_choices,
+)
 from PIL import Image
 
 FIRST = 128
@@ -150,6 +160,25 @@ def test_a_resize_to_another_aspect_ratio_reads_the_map_at_the_final_size(webui,
     MEASUREMENTS.append(f"Hires. fix resized 128x128 -> 256x192 (cropped), exact keep: black half max {kept.max()}")
     assert kept.max() == 0
     assert np.abs(to_array(exact) - upscaled)[:, CHANGED].mean() > 5
+
+
+def test_an_xyz_grid_in_txt2img_equals_its_direct_requests(webui, first_pass):
+    """X/Y/Z plot in txt2img: [DD] Strength at white 1 and 0 over a half map, each cell = the direct request."""
+    choices = xyz_axis_choices(webui, img2img=False)
+    assert "[DD] Strength at white" in choices and "[DD] Map source" in choices
+    values = [1.0, 0.0]
+    x_axis = [choices.index("[DD] Strength at white"), "1.0, 0.0", []]
+    script_args = [*x_axis, 0, "", [], 0, "", [], *XYZ_TAIL]
+    fields = {**HIRES, "alwayson_scripts": dd(map=half_map())}
+    images, info, _ = txt2img(webui, **fields, script_name="x/y/z plot", script_args=script_args)
+    assert len(images) == 1 + len(values), info["infotexts"]
+    differences = []
+    for index, value in enumerate(values, start=1):
+        assert f"DD strength at white: {value}" in info["infotexts"][index]
+        (alone,), _, _ = txt2img(webui, **HIRES, alwayson_scripts=dd(map=half_map(), strength_at_white=value))
+        differences.append(int(np.abs(to_array(alone) - to_array(images[index])).max()))
+    MEASUREMENTS.append(f"X/Y/Z in txt2img + Hires. fix ([DD] Strength at white 1, 0): max differences {differences}")
+    assert differences == [0, 0]
 
 
 @pytest.mark.parametrize(

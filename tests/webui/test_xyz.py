@@ -16,16 +16,23 @@ import re
 import numpy as np
 import pytest
 from browser import launch_browser, open_page, open_panel
-from helpers import MEASUREMENTS, b64_png, dd, img2img_payload, make_init_image, prime, to_array, xyz_axis_choices
+from helpers import (
+    MEASUREMENTS,
+    XYZ_TAIL,
+    b64_png,
+    dd,
+    img2img_payload,
+    make_init_image,
+    prime,
+    to_array,
+    xyz_axis_choices,
+)
 from PIL import Image
 
 from differential.webui.settings import AXES, axis_label
 
 SIZE = 128
 XYZ = "x/y/z plot"
-#: The img2img X/Y/Z plot's arguments after the axes (A1111 v1.10.1 ``xyz_grid.Script.run``):
-#: draw legend, include lone images, include sub grids, no fixed seeds, vary seeds x/y/z, margin, csv mode.
-TAIL = [True, True, False, False, False, False, False, 0, False]
 
 
 def half_map() -> str:
@@ -106,7 +113,7 @@ def test_grid_cells_carry_their_values_and_equal_direct_requests(webui, grid):
     x_label, xs, y_label, ys, fields, keys = GRIDS[grid]
     fields = {name: half_map() if value == "half" else value for name, value in fields.items()}
     choices = xyz_axis_choices(webui)
-    script_args = [*axis_args(choices, x_label, xs), *axis_args(choices, y_label, ys), 0, "", [], *TAIL]
+    script_args = [*axis_args(choices, x_label, xs), *axis_args(choices, y_label, ys), 0, "", [], *XYZ_TAIL]
     payload = base_payload(alwayson_scripts=dd(**fields))
     prime(webui, payload)  # the previous job leaves the RNG state each job starts from (see helpers.prime)
     images, info = webui.img2img(dict(payload, script_name=XYZ, script_args=script_args))
