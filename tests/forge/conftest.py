@@ -11,7 +11,10 @@ Environment:
     DD_USDU_DIR          as for the A1111 suite: Ultimate SD Upscale, linked for the run (else its test is skipped)
     DD_WEBUI_START_TIMEOUT  seconds to wait for the server (default 600)
 
-Forge builds its networks from fixed configs, so the checkpoint is a full-size random SD1.5 one. The
+Forge builds its networks from fixed configs, so the checkpoint is a full-size random SD1.5 one. For SDXL,
+Flux dev and Flux schnell the suite writes narrow random checkpoints (``make_narrow_checkpoint.py``) into
+``models/Stable-diffusion/narrow/``, and the test-only extension ``narrow_shim_extension`` lets Forge's loader
+build those networks at the checkpoints' own sizes (it changes nothing for a full-size checkpoint). The
 server runs with ``--always-cpu`` on 127.0.0.1 with a fresh ``--data-dir``, this repository linked in as
 the extension beside the test-only probe extension (``tests/webui/probe_extension``), live previews
 off, and is stopped at the end of the session.
@@ -36,6 +39,7 @@ if str(WEBUI_TESTS) not in sys.path:
     sys.path.insert(0, str(WEBUI_TESTS))
 
 import upscaler_extensions  # noqa: E402
+from forge_models import CHECKPOINT_NAME, NARROW  # noqa: E402
 from helpers import WebUI  # noqa: E402
 from server import (  # noqa: E402
     dir_from_env,
@@ -48,8 +52,11 @@ from server import (  # noqa: E402
     server_env,
 )
 
-CHECKPOINT_NAME = "dd-test-sd15-full"
-SETTINGS = {"live_previews_enable": False, "multiple_tqdm": False}
+SETTINGS = {
+    "live_previews_enable": False,
+    "multiple_tqdm": False,
+    "sd_model_checkpoint": f"{CHECKPOINT_NAME}.safetensors",
+}
 SKIP_REASON = "set DD_FORGE_DIR to a Forge checkout to run the Forge integration tests"
 _SUMMARY: list[str] = []
 
@@ -83,6 +90,23 @@ def _checkpoint(python: Path, forge_dir: Path, models_dir: Path, env: dict, log:
     return out
 
 
+def _narrow_checkpoints(python: Path, forge_dir: Path, models_dir: Path, env: dict) -> dict[str, Path]:
+    """Write the narrow SDXL and Flux checkpoints (15-60 MiB, seconds each) into the run's models folder."""
+    written = {}
+    for kind, title in NARROW.items():
+        out = models_dir / "Stable-diffusion" / title
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [str(python), str(HERE / "make_narrow_checkpoint.py"), "--forge", str(forge_dir), "--kind", kind]
+        result = subprocess.run(
+            [*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        if result.returncode != 0 or not out.exists():
+            raise RuntimeError(f"make_narrow_checkpoint.py {kind} failed:\n{result.stdout}{result.stderr[-4000:]}")
+        _SUMMARY.append(result.stdout.strip().splitlines()[0])
+        written[kind] = out
+    return written
+
+
 @pytest.fixture(scope="session")
 def forge(tmp_path_factory) -> Iterator[WebUI]:
     """Start Forge with a random full-size SD1.5 checkpoint, this extension and the probe; stop it at the end."""
@@ -99,8 +123,11 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
     env = server_env(hf_home)
     python = _forge_python(forge_dir)
     checkpoint = _checkpoint(python, forge_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
+    _narrow_checkpoints(python, forge_dir, data_dir / "models", env)
     extension_dir = link_extension(data_dir / "extensions")
     (data_dir / "extensions" / "dd-probe").symlink_to(WEBUI_TESTS / "probe_extension", target_is_directory=True)
+    # test-only: Forge builds the narrow SDXL / Flux networks at the checkpoints' own sizes (see the shim)
+    (data_dir / "extensions" / "dd-narrow-shim").symlink_to(HERE / "narrow_shim_extension", target_is_directory=True)
     upscaler_extensions.ULTIMATE_SD_UPSCALE.install(data_dir / "extensions")  # when DD_USDU_DIR names it
     (data_dir / "config.json").write_text(json.dumps(SETTINGS, indent=2))
     port = free_port()

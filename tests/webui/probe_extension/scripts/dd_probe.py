@@ -2,7 +2,8 @@
 
 For the cells that Differential Diffusion holds through the whole job (strength 0), every
 model call's input ``x`` at noise level ``sigma`` should be the original latent re-noised:
-``x = init + sigma * eps`` with the same ``eps`` at every call of a deterministic sampler
+``x = init + sigma * eps`` (flow models: ``(1 - sigma) * init + sigma * eps``) with the same
+``eps`` at every call of a deterministic sampler
 (the sampler's start noise for k-diffusion samplers; for the DDIM family, which noises the
 init latent one schedule step above its first call, the ``eps`` implied at that first call).
 A1111's timestep samplers give ``x_t`` and a timestep; they are brought to that frame here
@@ -60,6 +61,15 @@ class ProbeScript(scripts.Script):
         _job.clear()
 
 
+def _is_flow() -> bool:
+    """Flow-matching models (A1111: SD3's ``add_noise_to_latent``; Forge: a Flow/Flux predictor)."""
+    model = shared.sd_model
+    if FORGE:
+        predictor = type(model.forge_objects.unet.model.predictor).__name__
+        return "Flow" in predictor or "Flux" in predictor
+    return hasattr(model, "add_noise_to_latent")
+
+
 def _held(p):
     state = getattr(p, "differential_diffusion", None)
     blend = getattr(state, "blend", None)
@@ -81,7 +91,8 @@ def on_cfg_denoiser(params):
     if isinstance(p.sampler, sd_samplers_timesteps.CompVisSampler) and not FORGE:  # timestep, x_t
         alpha = float(shared.sd_model.alphas_cumprod[int(round(sigma))])
         x, sigma = x / alpha**0.5, ((1 - alpha) / alpha) ** 0.5
-    eps = (x - init) / sigma
+    # the noise implied by the input: x = init + sigma * eps (flow models: x = (1 - sigma) * init + sigma * eps)
+    eps = (x - (1.0 - sigma) * init) / sigma if _is_flow() else (x - init) / sigma
     if "first" not in _job:
         _job["first"] = eps
     rows = []
@@ -98,7 +109,7 @@ def on_cfg_denoiser(params):
                 "abs": float(held_eps.abs().max()),
             }
         )
-    _job["calls"].append({"sigma": sigma, "rows": rows})
+    _job["calls"].append({"sigma": sigma, "rows": rows, "x_rows": int(params.x.shape[0])})
 
 
 script_callbacks.on_cfg_denoiser(on_cfg_denoiser, name="dd_probe")
