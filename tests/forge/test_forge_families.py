@@ -219,9 +219,16 @@ def test_the_panel_with_flux_loaded(forge, family, tmp_path):
     INIT.save(init_path)
     log_start = len(forge.log_text())
     with launch_browser() as browser, open_page(browser, forge.url) as page:
+        # Forge's "flux" UI preset: Euler, Simple, CFG 1, Distilled CFG 3.5 (its "sd" defaults, Euler a with
+        # the Automatic schedule at CFG 7, give this random Flux NaN pixels with or without the extension)
+        page.locator("#forge_ui_preset label", has_text="flux").first.click()
         open_panel(page, init_path)
         choose_source(page, "Linear gradient")
         wait_preview_change(page, None)
         info = generate_from_ui(page, SIZE, SIZE, 4, "DD source: linear", timeout=600_000)
+    MEASUREMENTS.append(f"Forge Flux dev UI generation: {info}")
     assert "Differential diffusion: map " in info and "dd-test-flux-dev" in info, info
+    assert "Sampler: Euler," in info and "Schedule type: Simple" in info and "Distilled CFG Scale: 3.5" in info
+    assert "invalid value encountered" not in forge.log_text()[log_start:]  # no NaN pixels
+    assert forge.post("/sdapi/v1/options", {"forge_preset": "sd"})[0] == 200  # the preset is saved: put it back
     assert forge.log_errors("differential", since=log_start) == []
