@@ -45,7 +45,16 @@ KEPT = slice(0, SIZE // 2 - 8)
 CHANGED = slice(SIZE // 2 + 8, SIZE)
 #: (sampler, scheduler) per family: the first is the Euler row the uniform-map identity is asserted for.
 SAMPLERS = {
-    "sdxl": [("Euler", "Automatic"), ("DPM++ 2M", "Karras"), ("Euler a", "Automatic"), ("DDIM", "Automatic")],
+    "sdxl": [
+        ("Euler", "Automatic"),
+        ("DPM++ 2M", "Karras"),
+        ("Euler a", "Automatic"),
+        ("Heun", "Automatic"),
+        ("DDIM", "Automatic"),
+        ("DDIM CFG++", "Automatic"),
+        ("UniPC", "Automatic"),
+        ("PLMS", "Automatic"),
+    ],
     "flux-dev": [("Euler", "Simple"), ("Euler", "Beta"), ("DPM++ 2M", "Simple"), ("Euler a", "Simple")],
     "flux-schnell": [("Euler", "Simple"), ("Euler", "Beta"), ("DPM++ 2M", "Simple")],
 }
@@ -209,26 +218,33 @@ def test_flux_schnell_substep_at_4_steps(forge, family):
     assert bands[True] < bands[False] - 0.1
 
 
-def test_the_panel_with_flux_loaded(forge, family, tmp_path):
-    """A Flux checkpoint loaded in Forge's UI: the panel previews a gradient and a UI generation carries the map."""
-    if family != "flux-dev":
-        pytest.skip("Flux dev only")
+#: Forge's UI preset for each family in the browser test ("xl": its SDXL defaults; "flux": Euler, Simple,
+#: CFG 1, Distilled CFG 3.5).
+UI_PRESETS = {"sdxl": ("xl", "dd-test-sdxl"), "flux-dev": ("flux", "dd-test-flux-dev")}
+
+
+def test_the_panel_with_sdxl_or_flux_loaded(forge, family, tmp_path):
+    """SDXL or Flux loaded in Forge's UI: the panel previews a gradient, a UI generation carries the map."""
+    if family not in UI_PRESETS:
+        pytest.skip("SDXL and Flux dev")
+    preset, model = UI_PRESETS[family]
     from browser import choose_source, generate_from_ui, launch_browser, open_page, open_panel, wait_preview_change
 
     init_path = tmp_path / "init.png"
     INIT.save(init_path)
     log_start = len(forge.log_text())
     with launch_browser() as browser, open_page(browser, forge.url) as page:
-        # Forge's "flux" UI preset: Euler, Simple, CFG 1, Distilled CFG 3.5 (its "sd" defaults, Euler a with
-        # the Automatic schedule at CFG 7, give this random Flux NaN pixels with or without the extension)
-        page.locator("#forge_ui_preset label", has_text="flux").first.click()
+        # the family's UI preset (with Forge's "sd" defaults, Euler a with the Automatic schedule at CFG 7,
+        # this random Flux gives NaN pixels with or without the extension)
+        page.locator("#forge_ui_preset label", has_text=preset).first.click()
         open_panel(page, init_path)
         choose_source(page, "Linear gradient")
         wait_preview_change(page, None)
         info = generate_from_ui(page, SIZE, SIZE, 4, "DD source: linear", timeout=600_000)
-    MEASUREMENTS.append(f"Forge Flux dev UI generation: {info}")
-    assert "Differential diffusion: map " in info and "dd-test-flux-dev" in info, info
-    assert "Sampler: Euler," in info and "Schedule type: Simple" in info and "Distilled CFG Scale: 3.5" in info
+    MEASUREMENTS.append(f"Forge {family} UI generation: {info}")
+    assert "Differential diffusion: map " in info and f"Model: {model}" in info, info
+    if family == "flux-dev":
+        assert "Sampler: Euler," in info and "Schedule type: Simple" in info and "Distilled CFG Scale: 3.5" in info
     assert "invalid value encountered" not in forge.log_text()[log_start:]  # no NaN pixels
     assert forge.post("/sdapi/v1/options", {"forge_preset": "sd"})[0] == 200  # the preset is saved: put it back
     assert forge.log_errors("differential", since=log_start) == []
