@@ -181,7 +181,11 @@ def test_flux_dev_at_cfg_1_and_3_5(forge, family):
     figures = {}
     for cfg in (1.0, 3.5):
         body = payload(family, "Euler", "Simple", cfg_scale=cfg, init_images=two, batch_size=2)
+        log_start = len(forge.log_text())
         run(forge, body)
+        # Forge says when it evaluates the model without the unconditional rows (CFG 1)
+        skipped = "Skipping unconditional conditioning when CFG = 1" in forge.log_text()[log_start:]
+        assert skipped == (cfg == 1.0)
         plain, _, _ = run(forge, body)
         white, _, _ = run(forge, dict(body, alwayson_scripts=dd(map=flat_map_b64(255, SIZE, SIZE))))
         assert np.array_equal(white, plain), f"CFG {cfg}: an all-white map changed the image"
@@ -189,7 +193,7 @@ def test_flux_dev_at_cfg_1_and_3_5(forge, family):
         deviation, rows = held_noise_deviation(last_probe(forge))
         inits = (INIT, make_init_image(SIZE, SIZE, seed=5))
         kept = max(int(np.abs(to_array(image) - to_array(init))[:, KEPT].max()) for image, init in zip(images, inits))
-        figures[cfg] = (kept, rows, deviation)
+        figures[cfg] = (kept, rows, deviation, "uncond skipped" if skipped else "uncond evaluated")
         assert kept == 0 and rows == {2} and deviation < 1e-3
         assert "Distilled CFG Scale: 3.5" in info["infotexts"][0]
     MEASUREMENTS.append(f"Forge Flux dev, batch 2, Distilled CFG 3.5, CFG 1 / 3.5 (exact keep, rows, noise): {figures}")
