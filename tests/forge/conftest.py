@@ -69,6 +69,18 @@ def _forge_python(forge_dir: Path) -> Path:
     return host_python("DD_FORGE_PYTHON", forge_dir)
 
 
+#: Forge Neo (``Haoming02/sd-webui-forge-classic``, branch ``neo``) runs the same suite with these settings:
+#: its launcher waits for Enter without ``VERSION_UID``, and at its default Clip skip 2 a random checkpoint's
+#: prompt conditioning is all zero (its emphasis then divides 0 by 0: black images with HTTP 200).
+NEO_SETTINGS = {"VERSION_UID": "PY313", "CLIP_stop_at_last_layers": 1}
+
+
+def is_neo(forge_dir: Path) -> bool:
+    """Whether the checkout is Forge Neo (its ``modules_forge/forge_version.py`` says ``neo``)."""
+    version = forge_dir / "modules_forge" / "forge_version.py"
+    return version.is_file() and '"neo"' in version.read_text()
+
+
 @pytest.fixture(autouse=True)
 def _require_forge():
     if _forge_dir() is None:
@@ -123,19 +135,23 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
     env = server_env(hf_home)
     python = _forge_python(forge_dir)
     checkpoint = _checkpoint(python, forge_dir, data_dir / "models", env, data_dir / "make_checkpoint.log")
-    _narrow_checkpoints(python, forge_dir, data_dir / "models", env)
+    neo = is_neo(forge_dir)
     extension_dir = link_extension(data_dir / "extensions")
     (data_dir / "extensions" / "dd-probe").symlink_to(WEBUI_TESTS / "probe_extension", target_is_directory=True)
-    # test-only: Forge builds the narrow SDXL / Flux networks at the checkpoints' own sizes (see the shim)
-    (data_dir / "extensions" / "dd-narrow-shim").symlink_to(HERE / "narrow_shim_extension", target_is_directory=True)
+    if not neo:  # the narrow models and their shim are written for Forge's backend (Neo's is rewritten)
+        _narrow_checkpoints(python, forge_dir, data_dir / "models", env)
+        # test-only: Forge builds the narrow SDXL / Flux networks at the checkpoints' own sizes (see the shim)
+        shim = data_dir / "extensions" / "dd-narrow-shim"
+        shim.symlink_to(HERE / "narrow_shim_extension", target_is_directory=True)
     upscaler_extensions.ULTIMATE_SD_UPSCALE.install(data_dir / "extensions")  # when DD_USDU_DIR names it
-    (data_dir / "config.json").write_text(json.dumps(SETTINGS, indent=2))
+    settings = {**SETTINGS, **(NEO_SETTINGS if neo else {})}
+    (data_dir / "config.json").write_text(json.dumps(settings, indent=2))
     port = free_port()
     args = [
         "--skip-prepare-environment",
         "--skip-install",
         "--skip-torch-cuda-test",
-        "--always-cpu",
+        "--cpu" if neo else "--always-cpu",
         "--api",
         "--server-name",
         "127.0.0.1",
@@ -156,6 +172,7 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
         extension_dir=extension_dir,
         checkpoint=checkpoint,
         startup_seconds=time.monotonic() - t0,
+        extra={"neo": neo},
     )
     timeout = float(os.environ.get("DD_WEBUI_START_TIMEOUT", "600"))
     try:
