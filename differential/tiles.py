@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+
+from .geometry import stretch_to
 
 Box = tuple[int, int, int, int]
 
@@ -38,7 +39,5 @@ def cut_tile(values: np.ndarray, frame: TileFrame) -> np.ndarray:
     ``values`` is in the frame of the picture the user gave (any size: it is stretched to the
     pass's ``picture_size`` first, as the picture is).
     """
-    image = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
-    if image.size != frame.picture_size:
-        image = image.resize(frame.picture_size, resample=Image.LANCZOS)
-    return np.asarray(image.crop(frame.box), dtype=np.float32)
+    x1, y1, x2, y2 = frame.box
+    return np.ascontiguousarray(stretch_to(values, frame.picture_size)[y1:y2, x1:x2], dtype=np.float32)
