@@ -96,6 +96,9 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
     state = job_state(p)
     if state is None:
         return
+    blend = state.blend
+    if blend is not None and blend.init_latent is latent and blend.noise is noise:
+        return  # called again for the same run (Forge's Hires. fix pass calls twice): built already
     state.blend = None
     if hires.is_txt2img(p):
         if hires.in_hires_pass(p):  # the first pass is never touched
