@@ -119,6 +119,12 @@ def make_clip(hidden, act, seed):
     return reinit_(IntegratedCLIP(CLIPTextModel, cfg, add_text_projection=True), seed)
 
 
+def clip_l_state(seed, prefix):
+    """A narrow CLIP-L text tower's state dict under ``prefix`` (single-file checkpoints carry no projection)."""
+    clip = make_clip(CLIP_L_HIDDEN, "quick_gelu", seed)
+    return sd_with_prefix(clip, prefix, drop=("logit_scale", "transformer.text_projection.weight"))
+
+
 def make_t5(seed):
     from backend.nn.t5 import IntegratedT5
 
@@ -177,13 +183,7 @@ def build_flux(dev: bool):
     )
     sd = {}
     sd.update(sd_with_prefix(reinit_(IntegratedFluxTransformer2DModel(**cfg), 1), "model.diffusion_model."))
-    sd.update(
-        sd_with_prefix(
-            make_clip(CLIP_L_HIDDEN, "quick_gelu", 2),
-            "text_encoders.clip_l.",
-            drop=("logit_scale", "transformer.text_projection.weight"),
-        )
-    )
+    sd.update(clip_l_state(2, "text_encoders.clip_l."))
     sd.update(sd_with_prefix(make_t5(3), "text_encoders.t5xxl.", drop=("logit_scale",)))
     sd.update(sd_with_prefix(make_vae(16, False, 0.3611, 0.1159, 4), "vae."))
     return sd
@@ -240,13 +240,7 @@ def build_sdxl():
     )
     sd = {}
     sd.update(sd_with_prefix(reinit_(IntegratedUNet2DConditionModel(**ucfg), 11), "model.diffusion_model."))
-    sd.update(
-        sd_with_prefix(
-            make_clip(CLIP_L_HIDDEN, "quick_gelu", 12),
-            "conditioner.embedders.0.",
-            drop=("logit_scale", "transformer.text_projection.weight"),
-        )
-    )
+    sd.update(clip_l_state(12, "conditioner.embedders.0."))
     sd.update(
         {
             "conditioner.embedders.1.model." + k: v

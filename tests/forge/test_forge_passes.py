@@ -25,6 +25,7 @@ from helpers import (
     last_probe,
     make_init_image,
     probe_records,
+    split_tile_columns,
     square_mask,
     to_array,
 )
@@ -79,15 +80,7 @@ def test_sd_upscale_on_forge(forge, picture):
     assert np.array_equal(to_array(white), to_array(alone))
     changes = [row for record in records for row in record["column_change"]]
     assert len(changes) == 9, len(changes)
-    kept, changed = [], []
-    for index, change in enumerate(changes):
-        x = (0, 32, 64)[index % 3]  # 3 x 3 tiles of 64 px on 128 px
-        for cell, value in enumerate(change):
-            pixel = x + 8 * cell
-            if pixel + 8 <= SIZE // 2 - 8:
-                kept.append(value)
-            elif pixel >= SIZE // 2 + 8:
-                changed.append(value)
+    kept, changed = split_tile_columns(changes, (0, 32, 64), SIZE)  # 3 x 3 tiles of 64 px on 128 px
     MEASUREMENTS.append(
         f"Forge SD upscale x2 (3x3 tiles): black-half latent columns max change {max(kept):.2e}, white-half min "
         f"{min(changed):.3f}; exact keep black half max {exact_max(exact, upscaled)}, white half "

@@ -113,6 +113,25 @@ def half_map_b64(width: int, height: int) -> str:
     return b64_png(image)
 
 
+def split_tile_columns(
+    changes: list[list[float]], tile_starts: tuple[int, ...], width: int
+) -> tuple[list[float], list[float]]:
+    """``(kept, changed)``: the final latent columns' change of a tiled run (one list per tile, in tile
+    order, the probe's ``column_change``; ``tile_starts`` = the tiles' x in pixels, per grid row) over
+    the left (black) half and over the right (white) half of a ``width``-px picture. Columns within
+    8 px of the middle, where the map's LANCZOS upscale rings, are in neither."""
+    kept, changed = [], []
+    for index, change in enumerate(changes):
+        x = tile_starts[index % len(tile_starts)]
+        for cell, value in enumerate(change):
+            pixel = x + 8 * cell  # the column's first pixel in the picture
+            if pixel + 8 <= width // 2 - 8:
+                kept.append(value)
+            elif pixel >= width // 2 + 8:
+                changed.append(value)
+    return kept, changed
+
+
 def band_means(a: Image.Image, b: Image.Image, band: int = 64) -> list[float]:
     """Mean absolute pixel difference of ``a`` and ``b`` in column bands ``band`` px wide, left to right."""
     diff = np.abs(to_array(a) - to_array(b)).mean(axis=(0, 2))

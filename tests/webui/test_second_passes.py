@@ -33,6 +33,7 @@ from helpers import (
     img2img_payload,
     make_init_image,
     probe_records,
+    split_tile_columns,
     square_mask,
     to_array,
 )
@@ -78,11 +79,10 @@ def sd_upscale(webui, picture: Image.Image, batch_size: int, **fields):
     return images[0], info, probe_records(webui)[seen:]
 
 
-def tile_columns(records: list[dict]) -> list[tuple[int, list[float]]]:
-    """``(tile x, per latent column change)`` for each tile of a run, from the probe's per-job records."""
-    starts = [0, 64, 128]  # split_grid: 256 px, 128-px tiles, 3 columns
-    changes = [row for record in records for row in record["column_change"]]
-    return [(starts[index % 3], change) for index, change in enumerate(changes[:9])]
+def tile_changes(records: list[dict]) -> list[list[float]]:
+    """Per latent column change of each of the 9 tiles, from the probe's per-job records (a last batch
+    with fewer tiles than the batch size repeats its tile: those rows are dropped)."""
+    return [row for record in records for row in record["column_change"]][:9]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
@@ -97,16 +97,9 @@ def test_sd_upscale_cuts_the_whole_pictures_map_to_each_tile(primed_webui, pictu
 
     white_diff = np.abs(to_array(white) - to_array(alone))
     assert white_diff.max() == 0, f"an all-white map changed SD upscale alone's result by up to {white_diff.max()}"
-    columns = tile_columns(records)
-    assert len(columns) == 9, len(records)
-    kept, changed = [], []
-    for x, change in columns:
-        for cell, value in enumerate(change):
-            pixel = x + 8 * cell  # the column's first pixel in the 256-px picture
-            if pixel + 8 <= UPSCALED // 2 - 8:  # LANCZOS rings a few pixels next to the white half
-                kept.append(value)
-            elif pixel >= UPSCALED // 2 + 8:
-                changed.append(value)
+    changes = tile_changes(records)
+    assert len(changes) == 9, len(records)
+    kept, changed = split_tile_columns(changes, (0, 64, 128), UPSCALED)  # split_grid: 128-px tiles, 3 columns
     MEASUREMENTS.append(
         f"SD upscale batch {batch_size}, final latents of the 9 tile jobs: black-half columns max change "
         f"{max(kept):.2e} ({len(kept)} columns), white-half columns min {min(changed):.3f} ({len(changed)})"
