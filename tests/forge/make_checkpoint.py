@@ -1,6 +1,7 @@
 """Write a full-size, randomly initialised SD1.5 checkpoint for tests against Stable Diffusion WebUI Forge.
 
-Run it with Forge's own Python; it needs only a Forge checkout with ``repositories/huggingface_guess``::
+Run it with Forge's own Python; it needs only a Forge checkout with ``repositories/huggingface_guess``
+(or a Forge Neo checkout, which ships it in ``modules_forge/packages``)::
 
     python make_checkpoint.py --forge /path/to/stable-diffusion-webui-forge --out DIR/random-sd15.safetensors
 
@@ -47,6 +48,8 @@ SD15_UNET = dict(
 )
 SD15_SCHEDULE = SimpleNamespace(timesteps=1000, linear_start=0.00085, linear_end=0.012)
 SCALE_FACTOR = 0.18215
+#: Where a checkout keeps ``huggingface_guess``: Forge's launcher clones it, Forge Neo ships it.
+GUESS_DIRS = ("repositories/huggingface_guess", "modules_forge/packages")
 
 
 def _a1111_generator():
@@ -101,18 +104,20 @@ def unet_and_vae(forge: str, gen, rescale, logvar_bias: float) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--forge", required=True, help="Forge checkout (backend/ and repositories/huggingface_guess)")
+    p.add_argument("--forge", required=True, help="Forge or Forge Neo checkout (backend/ and huggingface_guess)")
     p.add_argument("--out", required=True, help="output .safetensors path")
     p.add_argument("--seed", type=int, default=1234)
     args = p.parse_args(argv)
     t0 = time.monotonic()
     forge = os.path.abspath(args.forge)
-    if not os.path.isdir(os.path.join(forge, "repositories", "huggingface_guess", "huggingface_guess")):
-        print(f"{forge} is not a prepared Forge checkout (no repositories/huggingface_guess)", file=sys.stderr)
+    # Forge clones huggingface_guess into repositories/; Forge Neo ships it in modules_forge/packages/
+    found = [d for d in GUESS_DIRS if os.path.isdir(os.path.join(forge, d, "huggingface_guess"))]
+    if not found:
+        print(f"{forge} is not a prepared Forge or Forge Neo checkout (no huggingface_guess)", file=sys.stderr)
         return 2
-    for extra in ("repositories/huggingface_guess", "packages_3rdparty", "."):
+    for extra in (found[0], "packages_3rdparty", "."):
         sys.path.insert(0, os.path.join(forge, extra))
-    sys.argv = [sys.argv[0], "--always-cpu"]  # backend.args parses sys.argv on import
+    sys.argv = [sys.argv[0], "--always-cpu", "--cpu"]  # backend.args parses sys.argv on import (Forge / Neo)
 
     import huggingface_guess
     import safetensors.torch

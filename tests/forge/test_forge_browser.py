@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from browser import (  # tests/webui: on sys.path through conftest.py
     PAINT_DATA,
+    check_batch_tab_map_folder,
     check_drag_placement,
     check_infotext_paste,
     choose_source,
@@ -196,3 +197,34 @@ def test_the_log_has_nothing_from_the_extension(forge, log_start):
     assert forge.log_errors("differential", since=log_start) == []
     said = [line for line in forge.log_text()[log_start:].splitlines() if EXTENSION_LOG_PREFIX in line]
     assert said == []
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose ``option`` in the gradio 4 dropdown ``dropdown`` (a CSS selector of its block)."""
+    page.locator(f"{dropdown} input").first.click()
+    page.locator("ul.options li", has_text=re.compile(rf"^\s*{re.escape(option)}\s*$")).first.click()
+
+
+def test_an_xyz_grid_with_a_dd_axis_from_the_ui(page, forge, tmp_path):
+    """X/Y/Z plot chosen in the img2img Script list with "[DD] Strength at white" as its X axis: one grid
+    of two cells, whose infotext carries the axis' first value beside the map."""
+    init, init_path = make_init_image(128, 96, seed=3), tmp_path / "init.png"
+    init.save(init_path)
+    open_panel(page, init_path)
+    choose_source(page, "Linear gradient")
+    wait_preview_change(page, None)
+    pick(page, "#img2img_script_container #script_list", "X/Y/Z plot")
+    pick(page, "#script_img2img_xyz_plot_x_type", "[DD] Strength at white")
+    page.locator("#script_img2img_xyz_plot_x_values textarea").fill("1, 0.5")
+    info = generate_from_ui(page, 128, 96, 4, "DD strength at white", timeout=600_000)
+    assert "DD source: linear" in info and "DD strength at white: 1.0" in info, info
+    grid = page.locator("#img2img_gallery img").first
+    grid.wait_for(state="visible", timeout=60_000)
+    width = page.evaluate("(img) => img.naturalWidth", grid.element_handle())
+    assert width >= 2 * 128, f"the gallery shows a {width} px wide image, not a grid of two 128 px cells"
+    screenshot(page.locator("#img2img_gallery"), "forge-xyz.png")
+
+
+@pytest.mark.parametrize("input_mode", ["From directory", "Upload"])
+def test_batch_tab_applies_each_images_map(page, forge, tmp_path, input_mode):
+    check_batch_tab_map_folder(page, forge, tmp_path, input_mode, size=128)

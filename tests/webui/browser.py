@@ -13,12 +13,13 @@ import contextlib
 import io
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CHROMIUM, chromium_args
+from helpers import CHROMIUM, chromium_args, make_init_image
 from PIL import Image
 
 PANEL = "#script_differential_diffusion_enabled"
@@ -267,3 +268,80 @@ def check_infotext_paste(page) -> None:
     assert number(page, "radial_y") == 0.7 and number(page, "radial_inner") == 0.05
     assert number(page, "radial_outer") == 0.9 and number(page, "feather") == 2.5
     assert page.input_value("#script_differential_diffusion_easing input") == "ease-out"
+
+
+def check_batch_tab_map_folder(page, webui, tmp_path: Path, input_mode: str, size: int) -> None:
+    """Three input images; a.png and b.png have maps, c.png has none (processed without the extension).
+
+    "From directory" writes the results to an output folder named after the inputs; "Upload" (no
+    output folder) saves them as usual, and each result's infotext says which map it used.
+    """
+    inputs, maps, outputs = tmp_path / "in", tmp_path / "maps", tmp_path / "out"
+    for folder in (inputs, maps, outputs):
+        folder.mkdir()
+    originals = {}
+    for index, name in enumerate("abc"):
+        originals[name] = make_init_image(size, size, seed=10 + index)
+        originals[name].save(inputs / f"{name}.png")
+    Image.new("L", (size, size), 0).save(maps / "a.png")  # all keep
+    half = Image.new("L", (size, size), 0)
+    half.paste(255, (size // 2, 0, size, size))
+    half.save(maps / "b.webp", lossless=True)  # left keep, right change (another extension is fine)
+    (maps / "z.png").write_bytes((maps / "a.png").read_bytes())  # extra: no image of that name
+
+    click_tab(page, "#tabs", "img2img")
+    page.locator("#mode_img2img button", has_text="Batch").click()
+    page.locator("#img2img_batch_tab").get_by_role("button", name=input_mode, exact=True).click()
+    if input_mode == "Upload":
+        saved = webui.data_dir / "outputs" / "img2img-images"
+        before = set(saved.rglob("*.png")) if saved.exists() else set()
+        page.locator("#img2img_batch_upload input[type=file]").set_input_files(
+            [str(inputs / f"{name}.png") for name in "abc"]
+        )
+        # the upload is done when gradio lists the files (a fixed wait was too short on a loaded CPU)
+        page.locator("#img2img_batch_upload").get_by_text("c.png").first.wait_for(timeout=120_000)
+    else:
+        page.locator("#img2img_batch_input_dir textarea").fill(str(inputs))
+        page.locator("#img2img_batch_output_dir textarea").fill(str(outputs))
+    set_number(page, "img2img_width", size)
+    set_number(page, "img2img_height", size)
+    set_number(page, "img2img_steps", 4)
+    panel = page.locator(PANEL)
+    panel.scroll_into_view_if_needed()
+    panel.locator(".label-wrap").first.click()
+    page.locator("#script_differential_diffusion_exact_keep input").check()
+    panel.get_by_text("img2img Batch tab: map folder").click()
+    page.locator("#script_differential_diffusion_map_dir textarea").fill(str(maps))
+    page.click("#img2img_generate")
+
+    def made_files() -> list[Path]:
+        if input_mode == "Upload":
+            return sorted(set(saved.rglob("*.png")) - before) if saved.exists() else []
+        return sorted(outputs.glob("*.png"))
+
+    deadline = time.monotonic() + 600
+    while len(made_files()) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(1000)
+    page.wait_for_timeout(1000)
+    results = {}
+    for path in made_files():
+        image = Image.open(path)
+        info = image.info.get("parameters", "")
+        found = [name for name in "abc" if f"DD map file: {name}." in info or f"DD no map for: {name}.png" in info]
+        assert len(found) == 1, info
+        results[found[0]] = np.asarray(image.convert("RGB"), dtype=np.int16), info
+        if input_mode == "From directory":  # the host names the results after the inputs
+            assert path.stem.split("-", 1)[-1] == found[0]
+    assert sorted(results) == ["a", "b", "c"]
+
+    original = {name: np.asarray(image, dtype=np.int16) for name, image in originals.items()}
+    a, a_info = results["a"]
+    assert "DD map file: a.png" in a_info and np.array_equal(a, original["a"])  # black map, exact keep
+    b, b_info = results["b"]
+    assert "DD map file: b.webp" in b_info
+    keep, change = size * 7 // 16, size * 9 // 16  # a latent cell or two from the map's edge
+    assert np.array_equal(b[:, :keep], original["b"][:, :keep])
+    assert np.abs(b[:, change:] - original["b"][:, change:]).mean() > 2
+    c, c_info = results["c"]
+    assert "DD no map for: c.png" in c_info and "Differential diffusion:" not in c_info
+    assert np.abs(c - original["c"]).mean() > 2  # plain img2img
