@@ -234,6 +234,37 @@ def test_cfgpp_uncond_noise_of_held_cells_follows_the_held_prediction():
     assert denoiser.last_noise_uncond is uncond
 
 
+def test_kdiffusion_cfgpp_post_cfg_hooks_see_the_held_uncond_prediction():
+    """Forge Neo's k-diffusion CFG++ samplers read ``uncond_denoised`` in a post-CFG hook of their
+    ``model_options``: held cells must give it their held prediction (the init latent)."""
+    state = _state(_half_map())
+    levels = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    init = torch.full((1, 4, 8, 8), 5.0)
+    state.start_sampling(init, torch.ones_like(init), Schedule(levels, 4, 3), 0.8)
+    p = SimpleNamespace()
+    attach_state(p, state)
+    seen = []
+
+    def sampler_hook(args):  # what sample_euler_cfg_pp registers: keeps uncond_denoised, returns denoised
+        seen.append(args["uncond_denoised"])
+        return args["denoised"]
+
+    hooks = [sampler_hook]
+    sampler = SimpleNamespace(sampler_extra_args={"model_options": {"sampler_post_cfg_function": hooks}})
+    denoiser = SimpleNamespace(p=p, sampler=sampler)
+    uncond = torch.full((1, 4, 8, 8), 7.0)
+    for _ in range(2):  # wrapped once, whatever the number of evaluations
+        callbacks.on_cfg_denoiser(
+            SimpleNamespace(x=torch.zeros(1, 4, 8, 8), sigma=torch.tensor([8.0]), denoiser=denoiser)
+        )
+        denoised = hooks[0]({"denoised": uncond, "uncond_denoised": uncond})
+        callbacks.on_cfg_after_cfg(SimpleNamespace(x=denoised))
+    assert len(hooks) == 1 and len(seen) == 2
+    assert seen[-1][..., :4].eq(5.0).all() and seen[-1][..., 4:].eq(7.0).all()
+    hooks[0]({"denoised": uncond, "uncond_denoised": uncond})  # outside an evaluation: passed through
+    assert seen[-1] is uncond
+
+
 def test_exact_keep_restores_black_pixels_exactly():
     state = _state(_half_map(), exact_keep=True)
     original = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
