@@ -19,7 +19,8 @@ from PIL import Image
 
 from ..schedule import timestep_sigmas
 from ..substep import DERIVATIVE_STAGE_FUNCTIONS, MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS
-from . import hires, host, sourcing
+from . import hires, host, model_support, sourcing
+from .fields import FieldError
 from .host_kind import FORGE
 from .infotext import infotext_params
 from .job import JobState, Schedule, job_state
@@ -100,6 +101,9 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
     if blend is not None and blend.init_latent is latent and blend.noise is noise:
         return  # called again for the same run (Forge's Hires. fix pass calls twice): built already
     state.blend = None
+    unsupported = model_support.unsupported_latent(latent)
+    if unsupported is not None:
+        raise unsupported
     if hires.is_txt2img(p):
         if hires.in_hires_pass(p):  # the first pass is never touched
             _start_hires_pass(p, state, latent, noise)
@@ -110,7 +114,22 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
         state.originals = host.processed_originals(p, geometry)
         if geometry.crop_region is not None:
             state.whole_originals = host.whole_originals(p)
-    state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength)
+    state.start_sampling(latent, noise, descending(schedule_of(p), p), p.denoising_strength)
+
+
+def descending(schedule: Schedule, p) -> Schedule:
+    """``schedule``, or a :class:`FieldError` naming the scheduler when its levels do not descend
+    (Forge Neo's Align Your Steps on a flow model ends above its last level: 0.0077 then 0.029)."""
+    levels = schedule.levels
+    if len(levels) < 2 or bool((levels[1:] < levels[:-1]).all()):
+        return schedule
+    scheduler = getattr(p, "hr_scheduler", None) if hires.in_hires_pass(p) else getattr(p, "scheduler", None)
+    shown = ", ".join(f"{float(level):.4g}" for level in levels)
+    raise FieldError(
+        "scheduler",
+        f"the {scheduler or 'Automatic'} schedule of this model and sampler does not descend ({shown})",
+        "a schedule whose noise levels go down at every step (for flow models: Simple, Beta or Normal)",
+    )
 
 
 def _start_hires_pass(p, state: JobState, latent: torch.Tensor, noise: torch.Tensor) -> None:
@@ -132,7 +151,7 @@ def _start_hires_pass(p, state: JobState, latent: torch.Tensor, noise: torch.Ten
     state.prepare_maps(geometry, tuple(latent.shape[-2:]))
     if settings.exact_keep:
         state.originals = pictures
-    if state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength) is not None:
+    if state.start_sampling(latent, noise, descending(schedule_of(p), p), p.denoising_strength) is not None:
         hires.finalize_when_sampled(p, state.finalize)
 
 

@@ -17,7 +17,7 @@ from ..generators import EASINGS
 from ..geometry import latent_grid, to_latent_grid
 from ..preview import strength_preview
 from ..sources import SOURCE_LABELS
-from . import companions, depth, hires, inner_pass, inpainting, sampling, script_pass, sourcing
+from . import companions, depth, hires, inner_pass, inpainting, model_support, sampling, script_pass, sourcing
 from .fields import POSITIONAL, TITLE, FieldError, normalise_args, parse_settings
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState, attach_state, job_state
@@ -310,6 +310,9 @@ class DifferentialDiffusionScript(scripts.Script):
                 return
             if companions.soft_inpainting_in_job(p):
                 raise companions.soft_inpainting_conflict()
+            unsupported = model_support.unsupported_model(getattr(p, "sd_model", None))
+            if unsupported is not None:
+                raise unsupported
             outer_script = script_pass.script_pass_of(p)
             found = sourcing.job_maps(settings, p, None if outer_script is None else outer_script.pictures)
             if not found.maps:  # Batch tab: no map in the folder for this image, none in the panel
@@ -373,7 +376,17 @@ class DifferentialDiffusionScript(scripts.Script):
         shared.state.interrupt()
 
     def process_before_every_sampling(self, p, *args, **kwargs):
-        sampling.before_every_sampling(p, kwargs["x"], kwargs["noise"])
+        try:
+            sampling.before_every_sampling(p, kwargs["x"], kwargs["noise"])
+        except Exception as error:  # the host would log it and sample without the map: stop the job instead
+            if not isinstance(error, FieldError):
+                traceback.print_exc()
+                problem = f"the blend could not be set up ({type(error).__name__}: {error})"
+                error = FieldError("source", problem, "see the console")
+            p.__dict__.pop(STATE_ATTRIBUTE, None)
+            inpainting.forget(p)
+            self.refuse(p, error)
+            return
         inpainting.start(p)
 
     def post_sample(self, p, ps, *args):

@@ -1,9 +1,12 @@
-"""Integration tests against a real Stable Diffusion WebUI Forge (``dfdcbab``) running on the CPU.
+"""Integration tests against a real Stable Diffusion WebUI Forge (``dfdcbab``) or Forge Neo running on the CPU.
 
-Skipped unless ``DD_FORGE_DIR`` names a Forge checkout with ``repositories/huggingface_guess``.
+Skipped unless ``DD_FORGE_DIR`` names a Forge checkout (``launch.py`` and ``modules_forge``). A Forge Neo
+checkout (``modules_forge/forge_version.py`` says ``neo``; seen at ``nolanlane/sd-webui-forge-classic``
+``3df257ae``) runs the same suite, started with ``--cpu`` and ``NEO_SETTINGS``; ``test_neo_families.py`` is
+Neo's, ``test_forge_families.py`` classic Forge's.
 
 Environment:
-    DD_FORGE_DIR         Forge checkout (required)
+    DD_FORGE_DIR         Forge or Forge Neo checkout (required)
     DD_FORGE_PYTHON      its Python (default: $DD_FORGE_DIR/venv/bin/python, else $DD_FORGE_DIR/../venv/bin/python)
     DD_FORGE_CHECKPOINT  a checkpoint made earlier by ``tests/forge/make_checkpoint.py`` to reuse (it is
                          deterministic); by default the suite generates it (2 GiB) in its data dir
@@ -11,13 +14,14 @@ Environment:
     DD_USDU_DIR          as for the A1111 suite: Ultimate SD Upscale, linked for the run (else its test is skipped)
     DD_WEBUI_START_TIMEOUT  seconds to wait for the server (default 600)
 
-Forge builds its networks from fixed configs, so the checkpoint is a full-size random SD1.5 one. For SDXL,
-Flux dev and Flux schnell the suite writes narrow random checkpoints (``make_narrow_checkpoint.py``) into
-``models/Stable-diffusion/narrow/``, and the test-only extension ``narrow_shim_extension`` lets Forge's loader
-build those networks at the checkpoints' own sizes (it changes nothing for a full-size checkpoint). The
-server runs with ``--always-cpu`` on 127.0.0.1 with a fresh ``--data-dir``, this repository linked in as
-the extension beside the test-only probe extension (``tests/webui/probe_extension``), live previews
-off, and is stopped at the end of the session.
+Both hosts build their networks from fixed configs, so the default checkpoint is a full-size random SD1.5 one.
+For the other families (Forge: SDXL, Flux dev, Flux schnell; Neo: SDXL, Flux dev, Z-Image-Turbo) the suite
+writes narrow random checkpoints (``make_narrow_checkpoint.py``) into ``models/Stable-diffusion/narrow/``, and a
+test-only extension (``narrow_shim_extension`` on Forge, ``neo_shim_extension`` on Neo, whose backend is
+rewritten) lets the host's loader build those networks at the checkpoints' own sizes (it changes nothing for a
+full-size checkpoint). The server runs on the CPU on 127.0.0.1 with a fresh ``--data-dir``, this repository
+linked in as the extension beside the test-only probe extension (``tests/webui/probe_extension``), live
+previews off, and is stopped at the end of the session.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ if str(WEBUI_TESTS) not in sys.path:
     sys.path.insert(0, str(WEBUI_TESTS))
 
 import upscaler_extensions  # noqa: E402
-from forge_models import CHECKPOINT_NAME, NARROW  # noqa: E402
+from forge_models import CHECKPOINT_NAME, narrow_models  # noqa: E402
 from helpers import WebUI  # noqa: E402
 from server import (  # noqa: E402
     dir_from_env,
@@ -102,10 +106,10 @@ def _checkpoint(python: Path, forge_dir: Path, models_dir: Path, env: dict, log:
     return out
 
 
-def _narrow_checkpoints(python: Path, forge_dir: Path, models_dir: Path, env: dict) -> dict[str, Path]:
-    """Write the narrow SDXL and Flux checkpoints (15-60 MiB, seconds each) into the run's models folder."""
+def _narrow_checkpoints(python: Path, forge_dir: Path, models_dir: Path, env: dict, neo: bool) -> dict[str, Path]:
+    """Write the host's narrow checkpoints (SDXL, Flux; Neo: Z-Image-Turbo; 15-60 MiB, seconds each)."""
     written = {}
-    for kind, title in NARROW.items():
+    for kind, title in narrow_models(neo).items():
         out = models_dir / "Stable-diffusion" / title
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [str(python), str(HERE / "make_narrow_checkpoint.py"), "--forge", str(forge_dir), "--kind", kind]
@@ -138,11 +142,11 @@ def forge(tmp_path_factory) -> Iterator[WebUI]:
     neo = is_neo(forge_dir)
     extension_dir = link_extension(data_dir / "extensions")
     (data_dir / "extensions" / "dd-probe").symlink_to(WEBUI_TESTS / "probe_extension", target_is_directory=True)
-    if not neo:  # the narrow models and their shim are written for Forge's backend (Neo's is rewritten)
-        _narrow_checkpoints(python, forge_dir, data_dir / "models", env)
-        # test-only: Forge builds the narrow SDXL / Flux networks at the checkpoints' own sizes (see the shim)
-        shim = data_dir / "extensions" / "dd-narrow-shim"
-        shim.symlink_to(HERE / "narrow_shim_extension", target_is_directory=True)
+    _narrow_checkpoints(python, forge_dir, data_dir / "models", env, neo)
+    # test-only: the host builds the narrow networks at the checkpoints' own sizes (see the shims; Neo's
+    # backend is rewritten, so it has its own)
+    shim = "neo_shim_extension" if neo else "narrow_shim_extension"
+    (data_dir / "extensions" / "dd-narrow-shim").symlink_to(HERE / shim, target_is_directory=True)
     upscaler_extensions.ULTIMATE_SD_UPSCALE.install(data_dir / "extensions")  # when DD_USDU_DIR names it
     settings = {**SETTINGS, **(NEO_SETTINGS if neo else {})}
     (data_dir / "config.json").write_text(json.dumps(settings, indent=2))

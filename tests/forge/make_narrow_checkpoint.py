@@ -1,17 +1,20 @@
-"""Write random, narrow single-file SDXL, Flux dev and Flux schnell checkpoints for the real-Forge suite.
+"""Write random, narrow single-file checkpoints for the real-Forge suites (classic Forge and Forge Neo).
 
 Forge builds these families from fixed full-size configs (Flux: 19 + 38 blocks of width 3072 and T5-XXL), too
-big for a CPU test machine. These files keep every family's layout with narrow networks, built from Forge's own
-``nn`` classes; Forge's loader reads them through the test-only shim ``narrow_shim_extension`` (it takes the
-networks' sizes from the checkpoint's shapes). Run with Forge's own Python::
+big for a CPU test machine. These files keep every family's layout with narrow networks, built from the host's
+own ``nn`` classes; the host's loader reads them through a test-only shim (classic: ``narrow_shim_extension``,
+Neo: ``neo_shim_extension``) that takes the networks' sizes from the checkpoint's shapes. Run with the host's
+own Python (``--forge`` may name a classic Forge or a Forge Neo checkout, told apart by
+``modules_forge/forge_version.py``)::
 
     python make_narrow_checkpoint.py --forge /path/to/forge --kind flux-dev --out DIR/dd-test-flux-dev.safetensors
 
-``--kind``: ``flux-dev`` (guidance embedding), ``flux-schnell`` (none) or ``sdxl``. Same seed and torch build
-give a byte-identical file (15-60 MiB). The VAE's posterior log-variance is pinned to -30 (encoding is
-effectively deterministic), as in ``make_checkpoint.py``.
+``--kind``: ``sdxl``, ``flux-dev`` (guidance embedding), ``flux-schnell`` (none); Neo only: ``zimage-turbo``,
+``chroma``, ``qwen-image``, ``flux2-klein``, ``lumina2``, ``anima``. The first output line is a summary (kind,
+tensors, parameters, MiB). Same seed and torch build give a byte-identical file (15-60 MiB). The VAE's posterior
+log-variance is pinned to -30 (encoding is effectively deterministic), as in ``make_checkpoint.py``.
 
-Key layout written (what backend/loader.py + huggingface_guess expect):
+Key layout written (what backend/loader.py + huggingface_guess expect; all components in the one file):
   flux : model.diffusion_model.<flux keys>               (transformer; guidance_in.* only for dev)
          text_encoders.clip_l.transformer.text_model.*    (HF CLIPTextModel keys)
          text_encoders.t5xxl.transformer.{encoder.*,shared.weight}
@@ -20,9 +23,24 @@ Key layout written (what backend/loader.py + huggingface_guess expect):
          conditioner.embedders.0.transformer.text_model.* (CLIP-L, HF keys)
          conditioner.embedders.1.model.*                  (CLIP-G, OpenCLIP keys)
          first_stage_model.<ldm AutoencoderKL keys>       (4 latent channels)
+Neo (flux-family RMSNorm weights stored as ``.scale``, as in real checkpoints; 128-wide heads throughout, so
+Neo's own detection reads the rest from the shapes):
+  zimage-turbo : model.diffusion_model.<NextDiT keys>    (z-image modulation, pad tokens)
+                 text_encoders.qwen3_4b.transformer.model.*   (Qwen3 LLM)
+                 vae.<ldm AutoencoderKL keys>            (Flux VAE, 16 latent channels)
+  chroma       : model.diffusion_model.<chroma keys>, text_encoders.t5xxl.transformer.*, vae.*
+  qwen-image   : model.diffusion_model.<QwenImage keys>, text_encoders.qwen25_7b.model.* (Qwen2.5-VL LLM,
+                 no vision tower; Neo's clip_target never matches ``.transformer.`` here), vae.<Wan 2.1 VAE keys>
+  flux2-klein  : model.diffusion_model.<flux2 keys>, text_encoders.qwen3_4b.transformer.model.* (28 layers:
+                 Klein reads layers 9, 18, 27), vae.<AutoencoderKLFlux2 keys> (32 latent channels, bn stats)
+  lumina2      : model.diffusion_model.<NextDiT keys>, text_encoders.gemma2_2b.transformer.model.*, vae.*
+  anima        : net.<Anima keys> (with net.llm_adapter.*), cond_stage_model.qwen3_06b.transformer.model.*,
+                 first_stage_model.<Wan 2.1 VAE keys>
 """
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import sys
 
@@ -37,14 +55,25 @@ def _forge_dir() -> str:
     raise SystemExit("--forge /path/to/stable-diffusion-webui-forge is required")
 
 
+def _is_neo(forge: str) -> bool:
+    """Whether ``forge`` is a Forge Neo checkout (its ``modules_forge/forge_version.py`` says ``neo``)."""
+    path = os.path.join(forge, "modules_forge", "forge_version.py")
+    return os.path.isfile(path) and '"neo"' in open(path, encoding="utf-8").read()
+
+
 FORGE = _forge_dir()
-sys.path[:0] = [
-    FORGE,
-    os.path.join(FORGE, "repositories", "huggingface_guess"),
-    os.path.join(FORGE, "packages_3rdparty"),
-]
-if "--always-cpu" not in sys.argv:
-    sys.argv.append("--always-cpu")  # read by backend.args (parse_known_args) when backend.* is imported
+NEO = _is_neo(FORGE)
+if NEO:
+    sys.path[:0] = [FORGE, os.path.join(FORGE, "modules_forge", "packages")]
+else:
+    sys.path[:0] = [
+        FORGE,
+        os.path.join(FORGE, "repositories", "huggingface_guess"),
+        os.path.join(FORGE, "packages_3rdparty"),
+    ]
+CPU_FLAG = "--cpu" if NEO else "--always-cpu"
+if CPU_FLAG not in sys.argv:
+    sys.argv.append(CPU_FLAG)  # read by backend.args (parse_known_args) when backend.* is imported
 
 import torch  # noqa: E402 - after the path and argv set-up above
 from safetensors.torch import save_file  # noqa: E402
@@ -66,6 +95,23 @@ FLUX_SINGLE = 2
 VAE_CH = [32, 32, 32, 32]  # 4 levels = 8x downscale; multiples of 32 (GroupNorm(32))
 VAE_LAYERS = 1
 SDXL_MODEL_CH = 64  # multiple of 64 (num_head_channels=64) and 32 (GroupNorm)
+
+# ---- Neo: every transformer keeps its family's stock head width (Neo's detection derives the head count as
+# width // 128 for Flux / Chroma / Flux 2 / Qwen-Image and its LLM configs fix head_dim), so only widths, depths
+# and head counts shrink ----
+NEO_HEAD = 128
+NEO_FLUX_HIDDEN = 256
+LLM_HIDDEN = 64  # Qwen3 / Qwen2.5 / Gemma 2 text encoders: 2 query heads, 1 key/value head of the stock width
+LLM_FF = 128
+LLM_HEADS = 2
+LLM_KV_HEADS = 1
+LLM_LAYERS = 2  # Z-Image / Lumina read the penultimate layer
+KLEIN_LLM_LAYERS = 28  # Flux 2 Klein stacks the hidden states before layers 9, 18 and 27
+ZIMAGE_DIM = 256  # at least 256: Z-Image's modulation layers read a 256-wide timestep embedding (min(dim, 256))
+LUMINA_DIM = 192  # 2 heads of Lumina 2's 96 (axes 32 + 32 + 32)
+WAN_VAE_DIM = 16  # Wan 2.1 VAE base width (stock 96, channel multipliers 1, 2, 4, 4 kept)
+ANIMA_WIDTH = 256  # 2 heads of Anima's 128 (stock 2048, 16 heads)
+ANIMA_ADAPTER = dict(target_dim=64, model_dim=128, num_layers=2, num_heads=2)  # stock 1024, 1024, 6, 16
 
 
 def axes_dim_for(head_dim):
@@ -181,8 +227,17 @@ def build_flux(dev: bool):
         qkv_bias=True,
         guidance_embed=dev,
     )
+    if NEO:  # Neo reads num_heads as width // 128 with the stock axes, and takes out_channels / patch_size
+        cfg.update(
+            hidden_size=NEO_FLUX_HIDDEN,
+            num_heads=NEO_FLUX_HIDDEN // NEO_HEAD,
+            axes_dim=[16, 56, 56],
+            out_channels=16,
+            patch_size=2,
+        )
+    model = reinit_(IntegratedFluxTransformer2DModel(**cfg), 1)
     sd = {}
-    sd.update(sd_with_prefix(reinit_(IntegratedFluxTransformer2DModel(**cfg), 1), "model.diffusion_model."))
+    sd.update(flux_keys(model, "model.diffusion_model.") if NEO else sd_with_prefix(model, "model.diffusion_model."))
     sd.update(clip_l_state(2, "text_encoders.clip_l."))
     sd.update(sd_with_prefix(make_t5(3), "text_encoders.t5xxl.", drop=("logit_scale",)))
     sd.update(sd_with_prefix(make_vae(16, False, 0.3611, 0.1159, 4), "vae."))
@@ -251,15 +306,279 @@ def build_sdxl():
     return sd
 
 
+# ---------------------------------------------------------------- Forge Neo families
+def flux_keys(module, prefix):
+    """``module``'s state dict with its RMSNorm weights named ``.scale``, as in real Flux-family checkpoints (Neo's
+    detection looks for ``...key_norm.scale``; its RMSNorm loads ``.scale`` as ``.weight``)."""
+    scale = {f"{name}.weight" for name, m in module.named_modules() if isinstance(m, torch.nn.RMSNorm)}
+    return {
+        prefix + (k[: -len("weight")] + "scale" if k in scale else k): v.detach().contiguous()
+        for k, v in module.state_dict().items()
+    }
+
+
+@contextlib.contextmanager
+def llm_norms():
+    """``torch.nn.RMSNorm`` taking Neo's ``add`` flag (llama.py builds its norms with Forge's operations)."""
+    base = torch.nn.RMSNorm
+
+    class RMSNorm(base):
+        def __init__(self, *args, add=False, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add = add
+
+    torch.nn.RMSNorm = RMSNorm
+    try:
+        yield
+    finally:
+        torch.nn.RMSNorm = base
+
+
+def make_llm(config_name, seed, layers=LLM_LAYERS):
+    """A narrow Neo LLM text encoder (``model.*`` keys) from the stock config ``config_name`` of llama.py."""
+    from backend.nn.llm import llama
+
+    cfg = dataclasses.replace(
+        getattr(llama, config_name)(),
+        hidden_size=LLM_HIDDEN,
+        intermediate_size=LLM_FF,
+        num_hidden_layers=layers,
+        num_attention_heads=LLM_HEADS,
+        num_key_value_heads=LLM_KV_HEADS,
+    )
+    wrapper = torch.nn.Module()
+    with llm_norms():
+        wrapper.model = llama.Llama2_(cfg)
+    reinit_(wrapper, seed)
+    with torch.no_grad():
+        for m in wrapper.modules():
+            if getattr(m, "add", False):  # Gemma's norms scale by 1 + weight
+                m.weight.zero_()
+    return wrapper
+
+
+def make_flux2_vae(seed):
+    from backend.nn.vae import AutoencoderKLFlux2
+
+    vae = AutoencoderKLFlux2(
+        block_out_channels=VAE_CH,
+        layers_per_block=VAE_LAYERS,
+        latent_channels=32,
+        down_block_types=["DownEncoderBlock2D"] * len(VAE_CH),
+        up_block_types=["UpDecoderBlock2D"] * len(VAE_CH),
+        use_quant_conv=True,
+        use_post_quant_conv=True,
+    )
+    reinit_(vae, seed)
+    with torch.no_grad():
+        vae.quant_conv.weight[32:] = 0.0
+        vae.quant_conv.bias[32:] = -30.0
+    return vae
+
+
+def make_wan_vae(seed):
+    """A narrow Wan 2.1 VAE (Qwen-Image, Anima): 16 latent channels, stock multipliers and blocks."""
+    from backend.nn.wan_vae import WanVAE
+
+    vae = reinit_(WanVAE(base_dim=WAN_VAE_DIM, z_dim=16, temporal_downsample=[False, True, True]), seed)
+    with torch.no_grad():
+        for name, p in vae.named_parameters():
+            if name.endswith(".gamma"):  # RMS_norm scales
+                p.fill_(1.0)
+        vae.conv1.weight[16:] = 0.0  # the log-variance half (Neo's encode returns the mean)
+        vae.conv1.bias[16:] = -30.0
+    return vae
+
+
+def make_nextdit(seed, **cfg):
+    from backend.nn.lumina import NextDiT
+
+    base = dict(patch_size=2, in_channels=16, n_layers=2, n_refiner_layers=2, multiple_of=256, norm_eps=1e-5)
+    return reinit_(NextDiT(**base, qk_norm=True, cap_feat_dim=LLM_HIDDEN, **cfg), seed)
+
+
+def build_zimage():
+    dit = make_nextdit(
+        21,
+        dim=ZIMAGE_DIM,
+        n_heads=ZIMAGE_DIM // NEO_HEAD,
+        n_kv_heads=ZIMAGE_DIM // NEO_HEAD,
+        ffn_dim_multiplier=8.0 / 3.0,
+        axes_dims=[32, 48, 48],
+        axes_lens=[1536, 512, 512],
+        rope_theta=256.0,
+        z_image_modulation=True,
+        time_scale=1000.0,
+        pad_tokens_multiple=32,
+    )
+    sd = sd_with_prefix(dit, "model.diffusion_model.")
+    sd.update(sd_with_prefix(make_llm("Qwen3_4BConfig", 22), "text_encoders.qwen3_4b.transformer."))
+    sd.update(sd_with_prefix(make_vae(16, False, 0.3611, 0.1159, 24), "vae."))
+    return sd
+
+
+def build_lumina2():
+    dit = make_nextdit(
+        31,
+        dim=LUMINA_DIM,
+        n_heads=2,
+        n_kv_heads=1,
+        ffn_dim_multiplier=4.0,
+        axes_dims=[32, 32, 32],
+        axes_lens=[300, 512, 512],
+        rope_theta=10000.0,
+    )
+    sd = sd_with_prefix(dit, "model.diffusion_model.")
+    sd.update(sd_with_prefix(make_llm("Gemma2_2B_Config", 32), "text_encoders.gemma2_2b.transformer."))
+    sd.update(sd_with_prefix(make_vae(16, False, 0.3611, 0.1159, 34), "vae."))
+    return sd
+
+
+def build_chroma():
+    from backend.nn.chroma import IntegratedChromaTransformer2DModel
+
+    h = NEO_FLUX_HIDDEN
+    cfg = dict(
+        in_channels=64,
+        out_channels=64,
+        context_in_dim=T5_D_MODEL,
+        hidden_size=h,
+        mlp_ratio=4.0,
+        num_heads=h // NEO_HEAD,
+        depth=FLUX_DOUBLE,
+        depth_single_blocks=FLUX_SINGLE,
+        axes_dim=[16, 56, 56],
+        theta=10000,
+        patch_size=2,
+        qkv_bias=True,
+        in_dim=64,
+        out_dim=h,  # the modulation vectors are transformer-wide
+        hidden_dim=128,  # approximator width (stock 5120)
+        n_layers=2,  # approximator depth (stock 5)
+        txt_ids_dims=[],
+        vec_in_dim=None,
+    )
+    sd = flux_keys(reinit_(IntegratedChromaTransformer2DModel(**cfg), 41), "model.diffusion_model.")
+    sd.update(sd_with_prefix(make_t5(43), "text_encoders.t5xxl.", drop=("logit_scale",)))
+    sd.update(sd_with_prefix(make_vae(16, False, 0.3611, 0.1159, 44), "vae."))
+    return sd
+
+
+def build_qwen_image():
+    from backend.nn.qwen import QwenImageTransformer2DModel
+
+    dit = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=64,
+        out_channels=16,
+        num_layers=2,
+        attention_head_dim=NEO_HEAD,
+        num_attention_heads=2,
+        joint_attention_dim=LLM_HIDDEN,
+        axes_dims_rope=(16, 56, 56),
+    )
+    sd = sd_with_prefix(reinit_(dit, 51), "model.diffusion_model.")
+    # Neo's QwenImage.clip_target takes the text encoder from ``qwen25_7b.*`` (as its loader files a separate one)
+    sd.update(sd_with_prefix(make_llm("Qwen25_7BVLI_Config", 52), "text_encoders.qwen25_7b."))
+    sd.update(sd_with_prefix(make_wan_vae(54), "vae."))
+    return sd
+
+
+def build_flux2_klein():
+    from backend.nn.flux import IntegratedFluxTransformer2DModel
+
+    h = NEO_FLUX_HIDDEN
+    cfg = dict(
+        in_channels=128,
+        out_channels=128,
+        vec_in_dim=None,
+        context_in_dim=3 * LLM_HIDDEN,
+        hidden_size=h,
+        mlp_ratio=3.0,
+        num_heads=h // NEO_HEAD,
+        depth=FLUX_DOUBLE,
+        depth_single_blocks=FLUX_SINGLE,
+        axes_dim=[32, 32, 32, 32],
+        theta=2000,
+        patch_size=1,
+        qkv_bias=False,
+        guidance_embed=False,
+        txt_ids_dims=[3],
+        global_modulation=True,
+        mlp_silu_act=True,
+        ops_bias=False,
+        default_ref_method="index",
+        ref_index_scale=10.0,
+    )
+    sd = flux_keys(reinit_(IntegratedFluxTransformer2DModel(**cfg), 61), "model.diffusion_model.")
+    sd.update(
+        sd_with_prefix(make_llm("Qwen3_4BConfig", 62, layers=KLEIN_LLM_LAYERS), "text_encoders.qwen3_4b.transformer.")
+    )
+    sd.update(sd_with_prefix(make_flux2_vae(64), "vae."))
+    return sd
+
+
+def build_anima():
+    from backend.nn.anima import Anima, LLMAdapter
+
+    dit = Anima(
+        max_img_h=240,
+        max_img_w=240,
+        max_frames=128,
+        in_channels=16,
+        out_channels=16,
+        patch_spatial=2,
+        patch_temporal=1,
+        concat_padding_mask=True,
+        model_channels=ANIMA_WIDTH,
+        num_blocks=2,
+        num_heads=ANIMA_WIDTH // NEO_HEAD,
+        crossattn_emb_channels=ANIMA_ADAPTER["target_dim"],
+        pos_emb_cls="rope3d",
+        pos_emb_learnable=True,
+        pos_emb_interpolation="crop",
+        use_adaln_lora=True,
+        adaln_lora_dim=64,  # stock 256
+        rope_h_extrapolation_ratio=4.0,
+        rope_w_extrapolation_ratio=4.0,
+        rope_enable_fps_modulation=False,
+    )
+    adapter = LLMAdapter(source_dim=LLM_HIDDEN, **ANIMA_ADAPTER)
+    # Anima files its LLM adapter with the DiT (net.llm_adapter.*); Neo's loader moves it to the text encoder
+    sd = sd_with_prefix(reinit_(dit, 71), "net.")
+    sd.update(sd_with_prefix(reinit_(adapter, 72), "net.llm_adapter."))
+    sd.update(sd_with_prefix(make_llm("Qwen3_06BConfig", 73), "cond_stage_model.qwen3_06b.transformer."))
+    sd.update(sd_with_prefix(make_wan_vae(74), "first_stage_model."))
+    return sd
+
+
+BUILDERS = {
+    "sdxl": lambda: build_sdxl(),
+    "flux-dev": lambda: build_flux(True),
+    "flux-schnell": lambda: build_flux(False),
+}
+NEO_BUILDERS = {
+    "zimage-turbo": build_zimage,
+    "chroma": build_chroma,
+    "qwen-image": build_qwen_image,
+    "flux2-klein": build_flux2_klein,
+    "lumina2": build_lumina2,
+    "anima": build_anima,
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kind", choices=["flux-dev", "flux-schnell", "sdxl"], default="flux-dev")
+    ap.add_argument("--kind", choices=[*BUILDERS, *NEO_BUILDERS], default="flux-dev")
     ap.add_argument("--out", required=True)
     ap.add_argument("--forge", required=True)
     ap.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16")
     a, _ = ap.parse_known_args()
+    if a.kind in NEO_BUILDERS and not NEO:
+        raise SystemExit(f"--kind {a.kind} is built for Forge Neo only")
     torch.manual_seed(0)
-    sd = build_sdxl() if a.kind == "sdxl" else build_flux(a.kind == "flux-dev")
+    with contextlib.redirect_stdout(sys.stderr):  # the host's log lines (Neo logs to stdout): the summary goes first
+        sd = {**BUILDERS, **NEO_BUILDERS}[a.kind]()
     dt = dict(bf16=torch.bfloat16, fp16=torch.float16, fp32=torch.float32)[a.dtype]
     sd = {k: (v.to(dt) if v.is_floating_point() else v) for k, v in sd.items()}
     save_file(sd, a.out)
