@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from PIL import Image
 
-from differential.webui import callbacks
+from differential.webui import callbacks, model_support, sampling
 from differential.webui.fields import FIELDS, POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
 from differential.webui.infotext import ENABLED_KEY, KEYS, infotext_params, read_field
 from differential.webui.job import STATE_ATTRIBUTE, Geometry, JobState, Schedule, attach_state
@@ -263,6 +263,25 @@ def test_kdiffusion_cfgpp_post_cfg_hooks_see_the_held_uncond_prediction():
     assert seen[-1][..., :4].eq(5.0).all() and seen[-1][..., 4:].eq(7.0).all()
     hooks[0]({"denoised": uncond, "uncond_denoised": uncond})  # outside an evaluation: passed through
     assert seen[-1] is uncond
+
+
+def test_a_schedule_that_does_not_descend_is_refused_naming_the_scheduler():
+    """Forge Neo's Align Your Steps on a flow model (sigma_max 1) ends above its last level."""
+    good = Schedule(torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0]), 4, 3)
+    p = SimpleNamespace(scheduler="Align Your Steps")
+    assert sampling.descending(good, p) is good
+    with pytest.raises(FieldError) as caught:
+        sampling.descending(Schedule(torch.tensor([0.43, 0.1, 0.0077, 0.029, 0.0]), 8, 4), p)
+    assert caught.value.field == "scheduler" and "Align Your Steps" in caught.value.problem
+
+
+def test_video_latent_models_are_named_unsupported():
+    assert model_support.unsupported_model(SimpleNamespace(is_wan=False)) is None
+    assert model_support.unsupported_model(None) is None
+    error = model_support.unsupported_model(SimpleNamespace(is_wan=True))
+    assert error is not None and "video latents" in error.problem
+    assert model_support.unsupported_latent(torch.zeros(1, 4, 8, 8)) is None
+    assert "(1, 16, 1, 8, 8)" in model_support.unsupported_latent(torch.zeros(1, 16, 1, 8, 8)).problem
 
 
 def test_exact_keep_restores_black_pixels_exactly():
