@@ -22,7 +22,7 @@ from .fields import POSITIONAL, TITLE, FieldError, normalise_args, parse_setting
 from .infotext import ALL_KEYS, ENABLED_KEY, ERROR_KEY, KEYS, NO_MAP_KEY, infotext_params, read_field
 from .job import STATE_ATTRIBUTE, JobState, attach_state, job_state
 from .settings import CHECKBOXES, SLIDER_ROWS, SLIDERS, SOURCE_SLIDER_ROWS, default_value
-from .ui_inputs import HostInputs, inputs_for_host
+from .ui_inputs import HostInputs, ensure_temp_dir, inputs_for_host
 
 #: Attribute prefix an XYZ plot axis sets on the processing object to override a field.
 OVERRIDE_PREFIX = "dd_"
@@ -170,6 +170,7 @@ class DifferentialDiffusionScript(scripts.Script):
         )
 
     def ui(self, is_img2img):
+        ensure_temp_dir()
         components: dict[str, Any] = {}
         groups: dict[str, Any] = {}
         sources = list(SOURCE_HELP) if is_img2img else list(hires.TXT2IMG_SOURCES)

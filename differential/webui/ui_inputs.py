@@ -180,6 +180,22 @@ class Txt2ImgInputs(HostInputs):
         return PreviewSource(last_first_pass(), None, float(values[0] or 0.0))
 
 
+def ensure_temp_dir() -> None:
+    """Create the host's ``temp_dir`` setting's folder, where gradio writes the preview image.
+
+    Forge Neo's default is ``<data dir>/tmp``, which it creates only when the setting changes: on a
+    fresh data dir every preview failed (``FileNotFoundError`` in gradio's ``save_pil_to_cache``).
+    A1111's and Forge's default is empty (the system's temp folder): nothing to do.
+    """
+    import os
+
+    from modules import shared
+
+    folder = getattr(shared.opts, "temp_dir", "") or ""
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+
+
 def inputs_for_host(is_img2img: bool = True) -> HostInputs:
     """The collector for the running host and tab."""
     if not is_img2img:
