@@ -42,8 +42,6 @@ from PIL import Image
 
 from differential.webui.fields import parse_settings
 
-#: img2img's default Denoising strength: the strength of white.
-D = 0.75
 #: What the extension prints to the console ("[Differential Diffusion] ...").
 EXTENSION_LOG_PREFIX = "[Differential Diffusion]"
 
@@ -67,6 +65,11 @@ def page(forge, browser, log_start):
         yield page
 
 
+def white_strength(page) -> float:
+    """img2img's Denoising strength on the page (the default: 0.75 on Forge, 0.6 on Neo): the strength of white."""
+    return float(page.input_value("#img2img_denoising_strength input[type=number]"))
+
+
 def shown_strengths(page, init: Image.Image) -> np.ndarray:
     return preview_strengths(preview_image(page), init)
 
@@ -81,6 +84,7 @@ def test_panel_renders_and_previews_an_uploaded_map(page, tmp_path):
     first = wait_preview_change(page, None)
 
     # every cell shows D times its map value: 0 at the left, D at the right, rising across
+    D = white_strength(page)
     cells = shown_strengths(page, init)
     expected = D * np.linspace(0, 1, 256).reshape(32, 8).mean(axis=1)
     assert cells.shape == (24, 32)
@@ -100,6 +104,7 @@ def test_gradient_previews_and_follows_its_parameters(page, tmp_path):
     panel = open_panel(page, init_path)
     choose_source(page, "Linear gradient")
     first = wait_preview_change(page, None)
+    D = white_strength(page)
     cells = shown_strengths(page, init)
     assert cells[:, 0].max() <= 0.05 and cells[:, -1].min() >= D - 0.05  # keep left, change right
     assert np.all(np.diff(cells[0]) >= -0.01)
@@ -138,16 +143,21 @@ def test_inpaint_tab_mask_is_the_mask_source(page, tmp_path):
     page.locator("#img2maskimg").scroll_into_view_if_needed()
     draw_on_canvas(page, "img2maskimg", (0.15, 0.5), (0.85, 0.5))  # a horizontal stroke across the middle
     first = wait_preview_change(page, None)
+    D = white_strength(page)
     cells = shown_strengths(page, init)
     middle = cells.shape[0] // 2
     assert cells[middle, 8:24].min() >= D - 0.02  # under the stroke: repaint at full strength
-    assert max(cells[:4].max(), cells[-4:].max(), cells[:, :2].max()) <= 0.01  # elsewhere: keep
+    # elsewhere: keep (above and below the stroke; its ends reach as far as the host's brush is wide)
+    assert max(cells[:4].max(), cells[-4:].max()) <= 0.01
 
     set_number(page, "script_differential_diffusion_feather", 12)
     wait_preview_change(page, first)
     feathered = shown_strengths(page, init)
     before, after = cells[:, 16], feathered[:, 16]  # a column across the stroke
-    assert after[middle] < before[middle] and (after > 0.05).sum() > (before > 0.05).sum() + 2  # spread out
+    # spread out: more cells above 0.05, and a softer edge (the stroke's middle may stay at full strength
+    # where the host's brush is wide, as on Neo)
+    assert (after > 0.05).sum() > (before > 0.05).sum() + 2
+    assert np.abs(np.diff(after)).max() < np.abs(np.diff(before)).max()
     assert abs(after.sum() - before.sum()) <= 0.15 * before.sum()  # a blur: about the same total
     screenshot(panel, "forge-source-mask.png")
 
@@ -172,6 +182,7 @@ def test_paint_canvas_takes_the_init_size_and_a_ui_generation_records_the_map(pa
     assert painted[20:172, 180:205].min() == 255 and painted[:, :150].max() == 0
     wait_preview_change(page, None)
     cells = shown_strengths(page, init)
+    D = white_strength(page)
     assert cells[3:21, 23:25].min() >= D - 0.02 and cells[:, :18].max() <= 0.01
     screenshot(panel, "forge-source-paint.png")
 
@@ -202,7 +213,7 @@ def test_the_log_has_nothing_from_the_extension(forge, log_start):
 def pick(page, dropdown: str, option: str) -> None:
     """Choose ``option`` in the gradio 4 dropdown ``dropdown`` (a CSS selector of its block)."""
     page.locator(f"{dropdown} input").first.click()
-    page.locator("ul.options li", has_text=re.compile(rf"^\s*{re.escape(option)}\s*$")).first.click()
+    page.locator("ul.options li", has_text=option).first.click()
 
 
 def test_an_xyz_grid_with_a_dd_axis_from_the_ui(page, forge, tmp_path):
@@ -227,4 +238,7 @@ def test_an_xyz_grid_with_a_dd_axis_from_the_ui(page, forge, tmp_path):
 
 @pytest.mark.parametrize("input_mode", ["From directory", "Upload"])
 def test_batch_tab_applies_each_images_map(page, forge, tmp_path, input_mode):
-    check_batch_tab_map_folder(page, forge, tmp_path, input_mode, size=128)
+    # Neo saves into output/ (not outputs/) and numbers the results instead of naming them after the inputs
+    neo = forge.extra.get("neo")
+    outputs_dir = "output" if neo else "outputs"
+    check_batch_tab_map_folder(page, forge, tmp_path, input_mode, 128, outputs_dir, named_after_inputs=not neo)

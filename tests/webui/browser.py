@@ -270,7 +270,15 @@ def check_infotext_paste(page) -> None:
     assert page.input_value("#script_differential_diffusion_easing input") == "ease-out"
 
 
-def check_batch_tab_map_folder(page, webui, tmp_path: Path, input_mode: str, size: int) -> None:
+def check_batch_tab_map_folder(
+    page,
+    webui,
+    tmp_path: Path,
+    input_mode: str,
+    size: int,
+    outputs_dir: str = "outputs",
+    named_after_inputs: bool = True,
+) -> None:
     """Three input images; a.png and b.png have maps, c.png has none (processed without the extension).
 
     "From directory" writes the results to an output folder named after the inputs; "Upload" (no
@@ -291,15 +299,18 @@ def check_batch_tab_map_folder(page, webui, tmp_path: Path, input_mode: str, siz
 
     click_tab(page, "#tabs", "img2img")
     page.locator("#mode_img2img button", has_text="Batch").click()
-    page.locator("#img2img_batch_tab").get_by_role("button", name=input_mode, exact=True).click()
+    click_tab(page, "#img2img_batch_tab", input_mode)  # gradio 3: a button; gradio 4: a button with role "tab"
     if input_mode == "Upload":
-        saved = webui.data_dir / "outputs" / "img2img-images"
+        saved = webui.data_dir / outputs_dir / "img2img-images"
         before = set(saved.rglob("*.png")) if saved.exists() else set()
         page.locator("#img2img_batch_upload input[type=file]").set_input_files(
             [str(inputs / f"{name}.png") for name in "abc"]
         )
         # the upload is done when gradio lists the files (a fixed wait was too short on a loaded CPU)
-        page.locator("#img2img_batch_upload").get_by_text("c.png").first.wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => (document.querySelector('#img2img_batch_upload') || {}).innerHTML?.includes('c.png')",
+            timeout=120_000,
+        )
     else:
         page.locator("#img2img_batch_input_dir textarea").fill(str(inputs))
         page.locator("#img2img_batch_output_dir textarea").fill(str(outputs))
@@ -330,7 +341,7 @@ def check_batch_tab_map_folder(page, webui, tmp_path: Path, input_mode: str, siz
         found = [name for name in "abc" if f"DD map file: {name}." in info or f"DD no map for: {name}.png" in info]
         assert len(found) == 1, info
         results[found[0]] = np.asarray(image.convert("RGB"), dtype=np.int16), info
-        if input_mode == "From directory":  # the host names the results after the inputs
+        if input_mode == "From directory" and named_after_inputs:  # A1111 names the results after the inputs
             assert path.stem.split("-", 1)[-1] == found[0]
     assert sorted(results) == ["a", "b", "c"]
 
