@@ -156,7 +156,7 @@ def test_inpaint_tab_mask_is_the_mask_source(page, tmp_path):
     before, after = cells[:, 16], feathered[:, 16]  # a column across the stroke
     # spread out: more cells above 0.05, and a softer edge (the stroke's middle may stay at full strength
     # where the host's brush is wide, as on Neo)
-    assert (after > 0.05).sum() > (before > 0.05).sum() + 2
+    assert (after > 0.05).sum() >= (before > 0.05).sum() + 2  # at least a cell further on each side
     assert np.abs(np.diff(after)).max() < np.abs(np.diff(before)).max()
     assert abs(after.sum() - before.sum()) <= 0.15 * before.sum()  # a blur: about the same total
     screenshot(panel, "forge-source-mask.png")
