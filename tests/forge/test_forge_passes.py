@@ -67,7 +67,8 @@ def test_sd_upscale_on_forge(forge, picture):
             width=PICTURE,
             height=PICTURE,
             script_name="sd upscale",
-            script_args=[None, 16, "Lanczos", 2.0],
+            # Neo's SD upscale takes (overlap, upscaler, scale, save to Extras); Forge's has an info slot first
+            script_args=[16, "Lanczos", 2.0, False] if forge.extra.get("neo") else [None, 16, "Lanczos", 2.0],
             **extra,
         )
         return images[0], info, probe_records(forge)[seen:]
@@ -97,7 +98,8 @@ def test_loopback_and_a_resized_only_masked_crop_on_forge(forge):
         forge,
         init,
         script_name="loopback",
-        script_args=[3, 0.5, "Linear", "None"],
+        # Neo's Loopback has no interrogation argument
+        script_args=[3, 0.5, "Linear"] if forge.extra.get("neo") else [3, 0.5, "Linear", "None"],
         alwayson_scripts=dd(map=half_map_b64(SIZE, SIZE), exact_keep=True),
     )
     (masked,), info = img2img(
