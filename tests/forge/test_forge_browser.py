@@ -226,7 +226,13 @@ def test_an_xyz_grid_with_a_dd_axis_from_the_ui(page, forge, tmp_path):
     wait_preview_change(page, None)
     pick(page, "#img2img_script_container #script_list", "X/Y/Z plot")
     pick(page, "#script_img2img_xyz_plot_x_type", "[DD] Strength at white")
-    page.locator("#script_img2img_xyz_plot_x_values textarea").fill("1, 0.5")
+    page.wait_for_timeout(2000)  # the plot answers a type change by resetting the values box: let it first
+    values = page.locator("#script_img2img_xyz_plot_x_values textarea")
+    values.fill("1, 0.5")
+    values.press("Tab")
+    page.wait_for_function(
+        "() => document.querySelector('#script_img2img_xyz_plot_x_values textarea').value === '1, 0.5'"
+    )
     info = generate_from_ui(page, 128, 96, 4, "DD strength at white", timeout=600_000)
     assert "DD source: linear" in info and "DD strength at white: 1.0" in info, info
     grid = page.locator("#img2img_gallery img").first
