@@ -244,7 +244,6 @@ def test_an_xyz_grid_with_a_dd_axis_from_the_ui(page, forge, tmp_path):
 
 @pytest.mark.parametrize("input_mode", ["From directory", "Upload"])
 def test_batch_tab_applies_each_images_map(page, forge, tmp_path, input_mode):
-    # Neo saves into output/ (not outputs/) and numbers the results instead of naming them after the inputs
-    neo = forge.extra.get("neo")
-    outputs_dir = "output" if neo else "outputs"
-    check_batch_tab_map_folder(page, forge, tmp_path, input_mode, 128, outputs_dir, named_after_inputs=not neo)
+    # Forge and Neo number the results instead of naming them after the inputs; Neo saves into output/
+    outputs_dir = "output" if forge.extra.get("neo") else "outputs"
+    check_batch_tab_map_folder(page, forge, tmp_path, input_mode, 128, outputs_dir, named_after_inputs=False)
