@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import pytest
+from family_checks import gradient_trends, select, xyz_differences
 from forge_models import CHECKPOINT_NAME, NARROW
 from helpers import (
     MEASUREMENTS,
@@ -34,9 +35,7 @@ from helpers import (
     last_probe,
     make_init_image,
     to_array,
-    xyz_axis_choices,
 )
-from PIL import Image
 
 from differential.oracle.substep_benchmark import banding
 
@@ -62,11 +61,6 @@ STEPS = {"sdxl": 8, "flux-dev": 8, "flux-schnell": 4}
 #: Flux dev runs at CFG 1 with Distilled CFG (Forge's own default for it); the others at CFG 7 / 1.
 CFG = {"sdxl": 7.0, "flux-dev": 1.0, "flux-schnell": 1.0}
 INIT = make_init_image(SIZE, SIZE, seed=0)
-
-
-def select(forge, title: str) -> None:
-    status, body = forge.post("/sdapi/v1/options", {"sd_model_checkpoint": title})
-    assert status == 200, body
 
 
 @pytest.fixture(scope="module", params=list(NARROW))
@@ -159,19 +153,7 @@ def test_the_contract_holds_for_each_family(forge, family):
 def test_an_xyz_grid_with_flux_equals_its_direct_requests(forge, family):
     if family != "flux-dev":
         pytest.skip("Flux dev only")
-    choices = xyz_axis_choices(forge)
-    x_axis = [choices.index("[DD] Strength at white"), "1.0, 0.0", []]
-    body = dict(payload(family, "Euler", "Simple"), alwayson_scripts=dd(map=half_map_b64(SIZE, SIZE)))
-    run(forge, body)
-    images, info = forge.img2img(
-        dict(body, script_name="x/y/z plot", script_args=[*x_axis, 0, "", [], 0, "", [], *XYZ_TAIL])
-    )
-    assert len(images) == 3, info["infotexts"]
-    differences = []
-    for index, value in enumerate((1.0, 0.0), start=1):
-        assert f"DD strength at white: {value}" in info["infotexts"][index]
-        alone, _, _ = run(forge, dict(body, alwayson_scripts=dd(map=half_map_b64(SIZE, SIZE), strength_at_white=value)))
-        differences.append(int(np.abs(alone - to_array(images[index])).max()))
+    differences = xyz_differences(forge, payload(family, "Euler", "Simple"), SIZE, XYZ_TAIL)
     MEASUREMENTS.append(f"Forge Flux dev X/Y/Z ([DD] Strength at white 1, 0): max differences {differences}")
     assert differences == [0, 0]
 
@@ -204,18 +186,9 @@ def test_flux_dev_at_cfg_1_and_3_5(forge, family):
 def test_flux_schnell_substep_at_4_steps(forge, family):
     if family != "flux-schnell":
         pytest.skip("Flux schnell only")
-    gradient = dict(source="linear", gradient_angle=0.0, gradient_start=0.0, gradient_end=1.0)
-    bands = {}
-    flat = b64_png(Image.new("RGB", (2 * SIZE, SIZE // 2), (120, 110, 100)))
-    for substep in (True, False):
-        # a flat picture, 32 latent columns, four seeds averaged: the random model's own column-to-column
-        # variation would otherwise swamp the steps of a 4-step gradient
-        body = payload(family, "Euler", "Simple", denoising_strength=1.0, init_images=[flat], batch_size=4)
-        body.update(width=2 * SIZE, height=SIZE // 2)
-        _, info, _ = run(forge, dict(body, alwayson_scripts=dd(**gradient, substep=substep)))
-        assert f"DD sub-step: {substep}" in info["infotexts"][0]
-        trend = np.asarray(last_probe(forge)["column_change"]).mean(axis=0)
-        bands[substep] = banding(trend)
+    trends = gradient_trends(forge, payload(family, "Euler", "Simple"), SIZE)
+    bands = {substep: banding(trend) for substep, trend in trends.items()}
+    for substep, trend in trends.items():
         MEASUREMENTS.append(f"Forge Flux schnell sub-step {substep}: column change {np.round(trend, 3).tolist()}")
     MEASUREMENTS.append(
         f"Forge Flux schnell, 4 steps, linear gradient, D 1.0: banding with sub-step {bands[True]:.3f}, "

@@ -28,23 +28,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from family_checks import gradient_trends, select, xyz_differences
 from forge_models import CHECKPOINT_NAME, NEO_NARROW
 from helpers import (
     MEASUREMENTS,
     XYZ_TAIL,
     b64_png,
     dd,
+    decode_b64_image,
     flat_map_b64,
     half_map_b64,
     img2img_payload,
     last_probe,
     make_init_image,
     to_array,
-    xyz_axis_choices,
 )
 from PIL import Image
 
@@ -62,9 +63,6 @@ class Family:
     distilled: float = 3.5
     size: int = 128
     steps: int = 8
-    #: Samplers whose held cells must carry the start noise within 1e-3 at every call.
-    exact: tuple[str, ...] = ("Euler", "Heun", "DPM++ 2M", "LMS", "DPM2")
-    extra: dict = field(default_factory=dict)
 
 
 #: Neo's UI presets (``modules_forge/presets.py``; the API does not apply them): SDXL Automatic; Flux Beta, CFG 1,
@@ -84,15 +82,12 @@ FAMILIES = {
 }
 
 
+#: Samplers whose held cells must carry the start noise within 1e-3 at every call.
+EXACT = ("Euler", "Heun", "DPM++ 2M", "LMS", "DPM2")
 #: Families whose latents are video latents on Neo: a job with a map is refused, naming the reason.
 VIDEO_LATENT = ("qwen-image", "anima")
 #: Neo's X/Y/Z plot takes a row count before the margin (A1111's and Forge's do not).
 NEO_XYZ_TAIL = [*XYZ_TAIL[:7], 0, *XYZ_TAIL[7:]]
-
-
-def select(forge, title: str) -> None:
-    status, body = forge.post("/sdapi/v1/options", {"sd_model_checkpoint": title})
-    assert status == 200, body
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -141,8 +136,6 @@ def plain_failure(forge, body: dict) -> tuple[list[np.ndarray] | None, str]:
         return None, f"HTTP {status}: {str(answer.get('error') or answer.get('detail') or answer)[:120]}"
     if "invalid value encountered" in forge.log_text()[log_start:]:
         return None, "NaN pixels"
-    from helpers import decode_b64_image
-
     return [to_array(decode_b64_image(image)) for image in answer["images"]], ""
 
 
@@ -189,7 +182,7 @@ def assert_contract(kind: str, label: str, sampler: str, figures: dict, ends_at_
     assert figures["infotext"], f"{kind} {label}: no map in the infotext"
     if sampler == "Euler":
         assert figures["uniform"][0] <= 1, f"{kind} {label}: uniform 0.5 at 0.8 vs plain 0.4 {figures['uniform']}"
-    if sampler in FAMILIES[kind].exact:  # the others' held latents are put at the init latent after sampling
+    if sampler in EXACT:  # the others' held latents are put at the init latent after sampling
         assert figures["noise"] < 1e-3, f"{kind} {label}: held cells off the start noise ({figures['noise']})"
         if ends_at_zero:  # (KL Optimal, for one, ends at the model's smallest level: its noise is left)
             assert figures["held_end"] < 1e-4, f"{kind} {label}: held cells left the init latent"
@@ -238,18 +231,8 @@ def test_zimage_turbo_substep_at_8_steps(forge, family):
     if family != "zimage-turbo":
         pytest.skip("Z-Image-Turbo only")
     spec = FAMILIES[family]
-    gradient = dict(source="linear", gradient_angle=0.0, gradient_start=0.0, gradient_end=1.0)
-    flat = b64_png(Image.new("RGB", (2 * spec.size, spec.size // 2), (120, 110, 100)))
-    bands = {}
-    for substep in (True, False):
-        # a flat picture, 32 latent columns, four seeds averaged: the random model's own column-to-column
-        # variation would otherwise swamp the steps of the gradient
-        body = batch(family, "Euler", spec.scheduler, 1.0, init_images=[flat], batch_size=4)
-        body.update(width=2 * spec.size, height=spec.size // 2)
-        _, info = forge.img2img(dict(body, alwayson_scripts=dd(**gradient, substep=substep)))
-        assert f"DD sub-step: {substep}" in info["infotexts"][0]
-        trend = np.asarray(last_probe(forge)["column_change"]).mean(axis=0)
-        bands[substep] = banding(trend)
+    trends = gradient_trends(forge, batch(family, "Euler", spec.scheduler, 1.0), spec.size)
+    bands = {substep: banding(trend) for substep, trend in trends.items()}
     MEASUREMENTS.append(
         f"Neo Z-Image-Turbo, 8 steps, Euler {spec.scheduler}, linear gradient, D 1.0: banding with sub-step "
         f"{bands[True]:.3f}, without {bands[False]:.3f}"
@@ -262,22 +245,8 @@ def test_an_xyz_grid_equals_its_direct_requests(forge, family):
     if family != "zimage-turbo":
         pytest.skip("Z-Image-Turbo only")
     spec = FAMILIES[family]
-    choices = xyz_axis_choices(forge)
-    x_axis = [choices.index("[DD] Strength at white"), "1.0, 0.0", []]
     body = dict(batch(family, "Euler", spec.scheduler, 0.8), init_images=[b64_png(inits(spec.size)[0])], batch_size=1)
-    mapped = dict(body, alwayson_scripts=dd(map=half_map_b64(spec.size, spec.size)))
-    forge.img2img(mapped)
-    images, info = forge.img2img(
-        dict(mapped, script_name="x/y/z plot", script_args=[*x_axis, 0, "", [], 0, "", [], *NEO_XYZ_TAIL])
-    )
-    assert len(images) == 3, info["infotexts"]
-    differences = []
-    for index, value in enumerate((1.0, 0.0), start=1):
-        assert f"DD strength at white: {value}" in info["infotexts"][index]
-        alone, _ = forge.img2img(
-            dict(body, alwayson_scripts=dd(map=half_map_b64(spec.size, spec.size), strength_at_white=value))
-        )
-        differences.append(int(np.abs(to_array(alone[0]) - to_array(images[index])).max()))
+    differences = xyz_differences(forge, body, spec.size, NEO_XYZ_TAIL)
     MEASUREMENTS.append(f"Neo Z-Image-Turbo X/Y/Z ([DD] Strength at white 1, 0): max differences {differences}")
     assert differences == [0, 0]
 

@@ -10,28 +10,27 @@ Patches (all are module-global rebinds, looked up at call time by Forge):
   1. huggingface_guess.detection.detect_unet_config          Flux: sizes from shapes
   2. huggingface_guess.detection.model_config_from_unet_config SDXL: accept a narrow SDXL UNet
   3. backend.loader.load_huggingface_component                 CLIP / T5 / VAE config.json from shapes
+The component configs are derived by ``tests/forge/narrow_configs.py`` (shared with Neo's shim).
 """
 
-import atexit
-import json
+import importlib.util
 import os
-import shutil
-import tempfile
 
 import backend.loader as forge_loader_module
 from huggingface_guess import detection, model_list
 
-_TMP_ROOT = tempfile.mkdtemp(prefix="forge_narrow_cfg_")
-atexit.register(shutil.rmtree, _TMP_ROOT, True)
+# tests/forge/narrow_configs.py, beside this extension's folder (the data dir links the folder in)
+_spec = importlib.util.spec_from_file_location(
+    "dd_narrow_configs", os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "narrow_configs.py")
+)
+_configs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_configs)
+_shape = _configs.shape
 
 
 # scripts can be re-imported on UI reload: always wrap the ORIGINAL functions, never a previous wrapper
 def _orig(f):
     return getattr(f, "_narrow_shim_orig", f)
-
-
-def _shape(sd, k):
-    return tuple(sd[k].shape)
 
 
 # ---------------------------------------------------------------- 1. Flux transformer config
@@ -118,88 +117,17 @@ detection.model_config_from_unet_config = model_config_from_unet_config
 
 
 # ---------------------------------------------------------------- 3. CLIP / T5 / VAE configs
-def _clip_cfg(cfg, sd):
-    pre = "transformer.text_model."
-    if pre + "embeddings.token_embedding.weight" not in sd:
-        return None
-    vocab, hidden = _shape(sd, pre + "embeddings.token_embedding.weight")
-    new = dict(cfg)
-    new.update(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=_shape(sd, pre + "encoder.layers.0.mlp.fc1.weight")[0],
-        num_hidden_layers=detection.count_blocks(list(sd.keys()), pre + "encoder.layers.{}."),
-        max_position_embeddings=_shape(sd, pre + "embeddings.position_embedding.weight")[0],
-    )
-    if hidden != cfg["hidden_size"]:
-        new["num_attention_heads"] = max(1, hidden // 64)  # rule: head_dim 64 as in real CLIP-L/G
-        new["projection_dim"] = hidden  # IntegratedCLIP builds text_projection as hidden x hidden
-    return new
-
-
-def _t5_cfg(cfg, sd):
-    pre = "transformer.encoder.block."
-    if (
-        "transformer.shared.weight" not in sd
-        or pre + "0.layer.0.SelfAttention.relative_attention_bias.weight" not in sd
-    ):
-        return None
-    vocab, d_model = _shape(sd, "transformer.shared.weight")
-    ff = pre + "0.layer.1.DenseReluDense." + ("wi_0.weight" if cfg.get("is_gated_act") else "wi.weight")
-    heads = _shape(sd, pre + "0.layer.0.SelfAttention.relative_attention_bias.weight")[1]
-    new = dict(cfg)
-    new.update(
-        vocab_size=vocab,
-        d_model=d_model,
-        d_ff=_shape(sd, ff)[0],
-        num_heads=heads,
-        d_kv=d_model // heads,
-        num_layers=detection.count_blocks(list(sd.keys()), pre + "{}."),
-    )
-    return new
-
-
-def _vae_cfg(cfg, sd):
-    if "encoder.down.0.block.0.conv1.weight" not in sd:
-        return None  # diffusers-format VAE: leave to stock code
-    keys = list(sd.keys())
-    levels = detection.count_blocks(keys, "encoder.down.{}.")
-    new = dict(cfg)
-    new.update(
-        block_out_channels=[_shape(sd, f"encoder.down.{i}.block.0.conv1.weight")[0] for i in range(levels)],
-        layers_per_block=detection.count_blocks(keys, "encoder.down.0.block.{}."),
-        latent_channels=_shape(sd, "decoder.conv_in.weight")[1],
-        use_quant_conv="quant_conv.weight" in sd,
-        use_post_quant_conv="post_quant_conv.weight" in sd,
-    )
-    if len(cfg.get("down_block_types", [])) != levels:
-        new["down_block_types"] = ["DownEncoderBlock2D"] * levels
-        new["up_block_types"] = ["UpDecoderBlock2D"] * levels
-    return new
-
-
 _orig_load_huggingface_component = _orig(forge_loader_module.load_huggingface_component)
 
 
 def load_huggingface_component(guess, component_name, lib_name, cls_name, repo_path, state_dict):
     derive = {
-        "CLIPTextModel": _clip_cfg,
-        "CLIPTextModelWithProjection": _clip_cfg,
-        "T5EncoderModel": _t5_cfg,
-        "AutoencoderKL": _vae_cfg,
+        "CLIPTextModel": _configs.clip_cfg,
+        "CLIPTextModelWithProjection": _configs.clip_cfg,
+        "T5EncoderModel": _configs.t5_cfg,
+        "AutoencoderKL": _configs.vae_cfg,
     }.get(cls_name)
-    if derive is not None and isinstance(state_dict, dict) and len(state_dict) > 16:
-        with open(os.path.join(repo_path, component_name, "config.json"), encoding="utf-8") as f:
-            cfg = json.load(f)
-        new = derive(cfg, state_dict)
-        if new is not None and new != cfg:
-            tmp_repo = tempfile.mkdtemp(dir=_TMP_ROOT)
-            os.makedirs(os.path.join(tmp_repo, component_name))
-            with open(os.path.join(tmp_repo, component_name, "config.json"), "w", encoding="utf-8") as f:
-                json.dump(new, f, indent=1)
-            changed = {k: new[k] for k in new if new.get(k) != cfg.get(k)}
-            print(f"[narrow-shim] {component_name} ({cls_name}) config overridden: {changed}")
-            repo_path = tmp_repo  # only this component's config.json is read from repo_path
+    repo_path = _configs.derived_repo(repo_path, component_name, cls_name, state_dict, derive, "narrow-shim")
     return _orig_load_huggingface_component(guess, component_name, lib_name, cls_name, repo_path, state_dict)
 
 

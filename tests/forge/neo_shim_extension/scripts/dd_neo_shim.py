@@ -23,36 +23,36 @@ heads, so Neo's own detection reads their other sizes from the shapes.)
                                                       shim's marker (from 3.), build Neo's Llama2_ at the
                                                       derived sizes (Qwen2.5-VL without its vision tower;
                                                       Anima's LLM adapter at its derived sizes)
-The one patch that is not a pure no-op: Neo (3df257ae) ships ``backend/huggingface/Chroma/tokenizer`` without
-tokenizer.json or spiece.model, so its T5TokenizerFast cannot load offline (for any Chroma checkpoint). Only
-when a T5 tokenizer folder has neither file, 3. loads it from Neo's FLUX.1-dev ``tokenizer_2`` instead (same
-tokenizer_config.json and special_tokens_map.json, plus tokenizer.json).
+The CLIP, T5 and VAE configs (and the temporary repo folders) come from ``tests/forge/narrow_configs.py``,
+shared with classic Forge's shim. The one patch that is not a pure no-op: Neo (3df257ae) ships
+``backend/huggingface/Chroma/tokenizer`` without tokenizer.json or spiece.model, so its T5TokenizerFast cannot
+load offline (for any Chroma checkpoint). Only when a T5 tokenizer folder has neither file, 3. loads it from
+Neo's FLUX.1-dev ``tokenizer_2`` instead (same tokenizer_config.json and special_tokens_map.json, plus
+tokenizer.json).
 """
 
-import atexit
 import dataclasses
-import json
+import importlib.util
 import os
-import shutil
-import tempfile
 
 import backend.loader as neo_loader
 import torch
 from backend.nn.llm import llama
 from huggingface_guess import detection, model_list
 
-_TMP_ROOT = tempfile.mkdtemp(prefix="neo_narrow_cfg_")
-atexit.register(shutil.rmtree, _TMP_ROOT, True)
+# tests/forge/narrow_configs.py, beside this extension's folder (the data dir links the folder in)
+_spec = importlib.util.spec_from_file_location(
+    "dd_narrow_configs", os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "narrow_configs.py")
+)
+_configs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_configs)
+_shape = _configs.shape
 _MARK = "_dd_narrow_base"  # config.json key naming the llama.py config the narrow LLM starts from
 
 
 def _orig(f):
     """Scripts can be re-imported on UI reload: always wrap Neo's ORIGINAL, never a previous wrapper."""
     return getattr(f, "_neo_shim_orig", f)
-
-
-def _shape(sd, k):
-    return tuple(sd[k].shape)
 
 
 def _axes(stock, head_dim, stock_head):
@@ -234,66 +234,6 @@ detection.model_config_from_unet_config = model_config_from_unet_config
 
 
 # ---------------------------------------------------------------- 3. component configs from shapes
-def _clip_cfg(cfg, sd):
-    pre = "transformer.text_model."
-    if pre + "embeddings.token_embedding.weight" not in sd:
-        return None
-    vocab, hidden = _shape(sd, pre + "embeddings.token_embedding.weight")
-    new = dict(cfg)
-    new.update(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=_shape(sd, pre + "encoder.layers.0.mlp.fc1.weight")[0],
-        num_hidden_layers=detection.count_blocks(list(sd), pre + "encoder.layers.{}."),
-        max_position_embeddings=_shape(sd, pre + "embeddings.position_embedding.weight")[0],
-    )
-    if hidden != cfg["hidden_size"]:
-        new["num_attention_heads"] = max(1, hidden // 64)  # rule: head_dim 64 as in real CLIP-L/G
-        new["projection_dim"] = hidden  # IntegratedCLIP builds text_projection as hidden x hidden
-    return new
-
-
-def _t5_cfg(cfg, sd):
-    pre = "transformer.encoder.block."
-    bias = pre + "0.layer.0.SelfAttention.relative_attention_bias.weight"
-    if "transformer.shared.weight" not in sd or bias not in sd:
-        return None
-    vocab, d_model = _shape(sd, "transformer.shared.weight")
-    ff = pre + "0.layer.1.DenseReluDense." + ("wi_0.weight" if cfg.get("is_gated_act") else "wi.weight")
-    heads = _shape(sd, bias)[1]
-    new = dict(cfg)
-    new.update(
-        vocab_size=vocab,
-        d_model=d_model,
-        d_ff=_shape(sd, ff)[0],
-        num_heads=heads,
-        d_kv=d_model // heads,
-        num_layers=detection.count_blocks(list(sd), pre + "{}."),
-    )
-    return new
-
-
-def _vae_cfg(cfg, sd):
-    """AutoencoderKL and Flux 2's AutoencoderKLFlux2 (ldm key layout)."""
-    if "encoder.down.0.block.0.conv1.weight" not in sd:
-        return None  # diffusers-format VAE: leave to stock code
-    keys = list(sd)
-    levels = detection.count_blocks(keys, "encoder.down.{}.")
-    new = dict(cfg)
-    new.update(
-        block_out_channels=[_shape(sd, f"encoder.down.{i}.block.0.conv1.weight")[0] for i in range(levels)],
-        layers_per_block=detection.count_blocks(keys, "encoder.down.0.block.{}."),
-        latent_channels=_shape(sd, "decoder.conv_in.weight")[1],
-    )
-    for key in ("quant_conv", "post_quant_conv"):  # constructor default: True
-        if (key + ".weight" in sd) != cfg.get(f"use_{key}", True):
-            new[f"use_{key}"] = key + ".weight" in sd
-    if len(cfg.get("down_block_types", [])) != levels:
-        new["down_block_types"] = ["DownEncoderBlock2D"] * levels
-        new["up_block_types"] = ["UpDecoderBlock2D"] * levels
-    return new
-
-
 def _wan_vae_cfg(cfg, sd):
     if "encoder.conv1.weight" not in sd or "conv2.weight" not in sd:
         return None
@@ -344,12 +284,12 @@ def _qwen3_cfg(cfg, sd):
 
 
 _DERIVE = {
-    "CLIPTextModel": _clip_cfg,
-    "CLIPTextModelWithProjection": _clip_cfg,
-    "T5EncoderModel": _t5_cfg,
-    "UMT5EncoderModel": _t5_cfg,
-    "AutoencoderKL": _vae_cfg,
-    "AutoencoderKLFlux2": _vae_cfg,
+    "CLIPTextModel": _configs.clip_cfg,
+    "CLIPTextModelWithProjection": _configs.clip_cfg,
+    "T5EncoderModel": _configs.t5_cfg,
+    "UMT5EncoderModel": _configs.t5_cfg,
+    "AutoencoderKL": _configs.vae_cfg,
+    "AutoencoderKLFlux2": _configs.vae_cfg,
     "AutoencoderKLWan": _wan_vae_cfg,
     "AutoencoderKLQwenImage": _wan_vae_cfg,
     "Qwen3Model": _qwen3_cfg,
@@ -369,7 +309,7 @@ def _t5_tokenizer_repo(repo_path, component_name):
     folder = os.path.join(repo_path, component_name)
     if any(os.path.isfile(os.path.join(folder, f)) for f in ("tokenizer.json", "spiece.model")):
         return repo_path
-    tmp_repo = tempfile.mkdtemp(dir=_TMP_ROOT)
+    tmp_repo = _configs.temp_repo()
     os.symlink(_T5_TOKENIZER, os.path.join(tmp_repo, component_name), target_is_directory=True)
     print(f"[neo-shim] {folder} has no tokenizer.json / spiece.model: using {_T5_TOKENIZER}")
     return tmp_repo
@@ -379,18 +319,7 @@ def load_huggingface_component(guess, component_name, lib_name, cls_name, repo_p
     if component_name.startswith("tokenizer") and cls_name == "T5TokenizerFast":
         repo_path = _t5_tokenizer_repo(repo_path, component_name)
     derive = _DERIVE.get(cls_name)
-    if derive is not None and isinstance(state_dict, dict) and len(state_dict) > 16:
-        with open(os.path.join(repo_path, component_name, "config.json"), encoding="utf-8") as f:
-            cfg = json.load(f)
-        new = derive(cfg, state_dict)
-        if new is not None and new != cfg:
-            tmp_repo = tempfile.mkdtemp(dir=_TMP_ROOT)
-            os.makedirs(os.path.join(tmp_repo, component_name))
-            with open(os.path.join(tmp_repo, component_name, "config.json"), "w", encoding="utf-8") as f:
-                json.dump(new, f, indent=1)
-            changed = {k: new[k] for k in new if new.get(k) != cfg.get(k)}
-            print(f"[neo-shim] {component_name} ({cls_name}) config overridden: {changed}")
-            repo_path = tmp_repo  # only this component's config.json is read from repo_path
+    repo_path = _configs.derived_repo(repo_path, component_name, cls_name, state_dict, derive, "neo-shim")
     return _orig_load_huggingface_component(guess, component_name, lib_name, cls_name, repo_path, state_dict)
 
 
