@@ -80,6 +80,14 @@ def never_released(release: torch.Tensor, t_enc: int) -> torch.Tensor:
     return release > t_enc
 
 
+class ScheduleNotDescending(ValueError):
+    """A job's noise levels go up somewhere; ``levels`` are the levels as given."""
+
+    def __init__(self, levels: list[float]):
+        self.levels = levels
+        super().__init__("levels: expected a descending schedule")
+
+
 class StepTracker:
     """Maps each model evaluation to the job step it belongs to.
 
@@ -99,7 +107,7 @@ class StepTracker:
         if len(values) < 2:
             raise ValueError(f"levels: expected at least 2 noise levels, got {len(values)}")
         if any(b > a for a, b in zip(values, values[1:])):
-            raise ValueError("levels: expected a descending schedule")
+            raise ScheduleNotDescending(values)
         self.levels = values
         self.last_step = len(values) - 2
         self.second_order = second_order

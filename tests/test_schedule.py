@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from differential.schedule import StepTracker, img2img_steps, never_released, release_steps
+from differential.schedule import ScheduleNotDescending, StepTracker, img2img_steps, never_released, release_steps
 
 
 @pytest.mark.parametrize(
@@ -63,8 +63,10 @@ def test_tracker_midpoint_evaluations_and_churn():
 def test_tracker_rejects_bad_schedules():
     with pytest.raises(ValueError, match="levels"):
         StepTracker([1.0])
-    with pytest.raises(ValueError, match="descending"):
+    with pytest.raises(ScheduleNotDescending, match="descending") as caught:
         StepTracker([1.0, 2.0, 0.0])
+    assert caught.value.levels == [1.0, 2.0, 0.0]
+    StepTracker([2.0, 1.0, 1.0, 0.0])  # equal neighbours are fine
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from PIL import Image
 
+from differential.schedule import ScheduleNotDescending
 from differential.webui import callbacks, model_support, sampling
 from differential.webui.fields import FIELDS, POSITIONAL, FieldError, json_schema, normalise_args, parse_settings
 from differential.webui.infotext import ENABLED_KEY, KEYS, infotext_params, read_field
@@ -267,12 +268,13 @@ def test_kdiffusion_cfgpp_post_cfg_hooks_see_the_held_uncond_prediction():
 
 def test_a_schedule_that_does_not_descend_is_refused_naming_the_scheduler():
     """Forge Neo's Align Your Steps on a flow model (sigma_max 1) ends above its last level."""
-    good = Schedule(torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0]), 4, 3)
-    p = SimpleNamespace(scheduler="Align Your Steps")
-    assert sampling.descending(good, p) is good
-    with pytest.raises(FieldError) as caught:
-        sampling.descending(Schedule(torch.tensor([0.43, 0.1, 0.0077, 0.029, 0.0]), 8, 4), p)
-    assert caught.value.field == "scheduler" and "Align Your Steps" in caught.value.problem
+    state = _state(_half_map())
+    init = torch.zeros(1, 4, 8, 8)
+    levels = torch.tensor([0.43, 0.1, 0.0077, 0.029, 0.0])
+    with pytest.raises(ScheduleNotDescending) as caught:
+        state.start_sampling(init, torch.ones_like(init), Schedule(levels, 8, 4), 0.8)
+    error = sampling.scheduler_refusal(SimpleNamespace(scheduler="Align Your Steps"), caught.value.levels)
+    assert error.field == "scheduler" and "Align Your Steps" in error.problem and "0.0077, 0.029" in error.problem
 
 
 def test_video_latent_models_are_named_unsupported():

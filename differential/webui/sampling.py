@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from ..schedule import timestep_sigmas
+from ..schedule import ScheduleNotDescending, timestep_sigmas
 from ..substep import DERIVATIVE_STAGE_FUNCTIONS, MULTISTEP_FUNCTIONS, SUBSTEP_FUNCTIONS
 from . import hires, host, model_support, sourcing
 from .fields import FieldError
@@ -114,18 +114,23 @@ def before_every_sampling(p, latent: torch.Tensor, noise: torch.Tensor) -> None:
         state.originals = host.processed_originals(p, geometry)
         if geometry.crop_region is not None:
             state.whole_originals = host.whole_originals(p)
-    state.start_sampling(latent, noise, descending(schedule_of(p), p), p.denoising_strength)
+    _start_sampling(p, state, latent, noise)
 
 
-def descending(schedule: Schedule, p) -> Schedule:
-    """``schedule``, or a :class:`FieldError` naming the scheduler when its levels do not descend
-    (Forge Neo's Align Your Steps on a flow model ends above its last level: 0.0077 then 0.029)."""
-    levels = schedule.levels
-    if len(levels) < 2 or bool((levels[1:] < levels[:-1]).all()):
-        return schedule
+def _start_sampling(p, state: JobState, latent: torch.Tensor, noise: torch.Tensor):
+    """``state.start_sampling`` with the job's schedule; one whose levels go up is refused by name."""
+    try:
+        return state.start_sampling(latent, noise, schedule_of(p), p.denoising_strength)
+    except ScheduleNotDescending as error:
+        raise scheduler_refusal(p, error.levels) from None
+
+
+def scheduler_refusal(p, levels: list[float]) -> FieldError:
+    """The job's refusal for a schedule whose ``levels`` go up somewhere (Forge Neo's Align Your
+    Steps on a flow model ends above its last level: 0.0077 then 0.029)."""
     scheduler = getattr(p, "hr_scheduler", None) if hires.in_hires_pass(p) else getattr(p, "scheduler", None)
     shown = ", ".join(f"{float(level):.4g}" for level in levels)
-    raise FieldError(
+    return FieldError(
         "scheduler",
         f"the {scheduler or 'Automatic'} schedule of this model and sampler does not descend ({shown})",
         "a schedule whose noise levels go down at every step (for flow models: Simple, Beta or Normal)",
@@ -151,7 +156,7 @@ def _start_hires_pass(p, state: JobState, latent: torch.Tensor, noise: torch.Ten
     state.prepare_maps(geometry, tuple(latent.shape[-2:]))
     if settings.exact_keep:
         state.originals = pictures
-    if state.start_sampling(latent, noise, descending(schedule_of(p), p), p.denoising_strength) is not None:
+    if _start_sampling(p, state, latent, noise) is not None:
         hires.finalize_when_sampled(p, state.finalize)
 
 
